@@ -1,0 +1,194 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { timingSafeEqual, createHash } from 'node:crypto'
+import { PenumbraError } from '../errors.js'
+import type { Logger } from '../log/logger.js'
+
+/** What the admin listener reads and changes; implemented in-process or, with --workers, over IPC. */
+export interface AdminBackend {
+  metrics (): Promise<{ contentType: string, body: string }>
+  ready (): Promise<{ ready: boolean, reason?: string }>
+  config (): unknown
+  shadows (): Promise<unknown>
+  patchShadow (name: string, patch: { sampleRate?: number, enabled?: boolean }): Promise<unknown>
+  mismatches (q: { shadow?: string, limit?: number }): Promise<unknown>
+  mismatch (id: string): Promise<unknown>
+  report (): Promise<unknown>
+  noise (): Promise<unknown>
+  /** The status page (HTML), when one is shipped. */
+  statusPage? (): string
+}
+
+const MAX_ADMIN_BODY = 64 * 1024
+
+/**
+ * The admin listener, on its own port (default 127.0.0.1:9901). Reads are open; mutations need
+ * `Authorization: Bearer <admin.token>` when a token is set.
+ */
+export class AdminServer {
+  readonly server: Server
+  readonly #backend: AdminBackend
+  readonly #log: Logger
+  #token: Buffer | null
+  #stopping = false
+
+  constructor (backend: AdminBackend, log: Logger, token: string | null) {
+    this.#backend = backend
+    this.#log = log
+    this.#token = token === null ? null : digest(token)
+    this.server = createServer({ requestTimeout: 30_000 }, (req, res) => {
+      this.#route(req, res).catch((err: unknown) => this.#fail(res, err))
+    })
+  }
+
+  setToken (token: string | null): void {
+    this.#token = token === null ? null : digest(token)
+  }
+
+  /** From now on /readyz answers 503 (shutdown has begun). */
+  stopping (): void {
+    this.#stopping = true
+  }
+
+  async #route (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin')
+    const path = url.pathname
+    const method = req.method ?? 'GET'
+    const b = this.#backend
+
+    if (method === 'GET' || method === 'HEAD') {
+      switch (path) {
+        case '/metrics': {
+          const m = await b.metrics()
+          return send(res, 200, m.body, m.contentType)
+        }
+        case '/healthz':
+          return json(res, 200, { status: 'ok' })
+        case '/readyz': {
+          if (this.#stopping) return json(res, 503, { ready: false, reason: 'shutting down' })
+          const r = await b.ready()
+          return json(res, r.ready ? 200 : 503, r)
+        }
+        case '/config':
+          return json(res, 200, b.config())
+        case '/shadows':
+          return json(res, 200, await b.shadows())
+        case '/mismatches': {
+          const limit = url.searchParams.get('limit')
+          const n = limit === null ? undefined : Number(limit)
+          if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'limit: must be a positive integer')
+          return json(res, 200, await b.mismatches({ shadow: url.searchParams.get('shadow') ?? undefined, limit: n }))
+        }
+        case '/report':
+          return json(res, 200, await b.report())
+        case '/noise':
+          return json(res, 200, await b.noise())
+        case '/':
+          if (b.statusPage !== undefined) return send(res, 200, b.statusPage(), 'text/html; charset=utf-8')
+          break
+      }
+      if (path.startsWith('/mismatches/')) {
+        const found = await b.mismatch(decodeURIComponent(path.slice('/mismatches/'.length)))
+        if (found === undefined || found === null) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'no such mismatch (it may have been evicted)')
+        return json(res, 200, found)
+      }
+      if (path.startsWith('/shadows/')) {
+        const name = decodeURIComponent(path.slice('/shadows/'.length))
+        const list = await b.shadows() as Array<{ name: string }>
+        const one = list.find((s) => s.name === name)
+        if (one === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no shadow named "${name}"`)
+        return json(res, 200, one)
+      }
+      throw new PenumbraError('PENUMBRA_NOT_FOUND', `no admin endpoint ${method} ${path}`)
+    }
+
+    if (method === 'PATCH' && path.startsWith('/shadows/')) {
+      this.#authorize(req)
+      const name = decodeURIComponent(path.slice('/shadows/'.length))
+      const patch = parsePatch(await readBody(req))
+      return json(res, 200, await b.patchShadow(name, patch))
+    }
+    throw new PenumbraError('PENUMBRA_NOT_FOUND', `no admin endpoint ${method} ${path}`)
+  }
+
+  #authorize (req: IncomingMessage): void {
+    if (this.#token === null) return
+    const h = req.headers.authorization ?? ''
+    const m = /^Bearer\s+(.+)$/i.exec(h)
+    // Compare digests in constant time, so the token's length and prefix do not leak.
+    if (m === null || !timingSafeEqual(digest(m[1]!.trim()), this.#token)) {
+      throw new PenumbraError('PENUMBRA_UNAUTHORIZED', 'this admin endpoint needs Authorization: Bearer <admin.token>')
+    }
+  }
+
+  #fail (res: ServerResponse, err: unknown): void {
+    if (err instanceof PenumbraError) {
+      const headers = err.statusCode === 401 ? { 'www-authenticate': 'Bearer realm="penumbra-admin"' } : undefined
+      json(res, err.statusCode, { error: err.code, message: err.message }, headers)
+      return
+    }
+    this.#log.error({ err }, 'admin request failed')
+    json(res, 500, { error: 'PENUMBRA_INTERNAL', message: (err as Error).message })
+  }
+
+  close (): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve())
+      this.server.closeAllConnections()
+    })
+  }
+}
+
+function digest (s: string): Buffer {
+  return createHash('sha256').update(s).digest()
+}
+
+function parsePatch (text: string): { sampleRate?: number, enabled?: boolean } {
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: must be a JSON object')
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: must be a JSON object')
+  const out: { sampleRate?: number, enabled?: boolean } = {}
+  const problems: string[] = []
+  for (const [key, value] of Object.entries(body)) {
+    if (key === 'sampleRate') {
+      if (typeof value !== 'number' || !(value >= 0 && value <= 1)) problems.push('sampleRate: must be a number within 0..1')
+      else out.sampleRate = value
+    } else if (key === 'enabled') {
+      if (typeof value !== 'boolean') problems.push('enabled: must be true or false')
+      else out.enabled = value
+    } else problems.push(`${key}: unknown key (sampleRate and enabled can be changed at runtime)`)
+  }
+  if (problems.length === 0 && Object.keys(out).length === 0) problems.push('body: give sampleRate and/or enabled')
+  if (problems.length > 0) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', problems.join('; '))
+  return out
+}
+
+function readBody (req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let bytes = 0
+    req.on('data', (c: Buffer) => {
+      bytes += c.length
+      if (bytes > MAX_ADMIN_BODY) {
+        reject(new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: too large'))
+        req.destroy()
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    req.on('error', reject)
+  })
+}
+
+function send (res: ServerResponse, status: number, body: string, contentType: string, extra?: Record<string, string>): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...extra })
+  res.end(res.req.method === 'HEAD' ? undefined : body)
+}
+
+function json (res: ServerResponse, status: number, value: unknown, extra?: Record<string, string>): void {
+  send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json; charset=utf-8', extra)
+}

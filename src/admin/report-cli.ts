@@ -1,0 +1,73 @@
+import { request } from 'undici'
+
+interface Interval { rate: number, lower: number, upper: number, compared: number, disagreements: number }
+interface ShadowReportJson {
+  shadow: string
+  mirrored: number
+  requests: { ok: number, error: number, timeout: number } | null
+  skipped: Record<string, number> | null
+  comparisons: Record<string, number>
+  disagreement: { requests: Interval, instances: Interval }
+  topPaths: Array<{ path: string, count: number }>
+  latencyMs: { primary: { p50: number | null, p99: number | null }, shadow: { p50: number | null, p99: number | null } }
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(2)}%`
+const ms = (x: number | null): string => (x === null ? '-' : `${x.toFixed(x < 10 ? 2 : 1)} ms`)
+
+/** Renders `GET /report` as a readable table (`penumbra report`). */
+export function renderReport (report: { generatedAt: string, shadows: ShadowReportJson[] }): string {
+  const out: string[] = [`penumbra report, ${report.generatedAt}`]
+  if (report.shadows.length === 0) out.push('', 'no shadows configured')
+  for (const s of report.shadows) {
+    const c = s.comparisons
+    const r = s.disagreement.requests
+    const i = s.disagreement.instances
+    const skipped = Object.entries(s.skipped ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'
+    out.push('',
+      `shadow ${s.shadow}`,
+      `  mirrored            ${s.mirrored} (ok ${s.requests?.ok ?? 0}, error ${s.requests?.error ?? 0}, timeout ${s.requests?.timeout ?? 0}); skipped: ${skipped}`,
+      `  comparisons         ${c.total}: match ${c.match}, mismatch ${c.mismatch}, shadow_error ${c.shadow_error}, shadow_timeout ${c.shadow_timeout}, unparseable ${c.unparseable}`,
+      `  request disagreement   ${pct(r.rate).padStart(7)}  95% CI [${pct(r.lower)}, ${pct(r.upper)}]  (${r.disagreements}/${r.compared})`,
+      `  instance disagreement  ${pct(i.rate).padStart(7)}  95% CI [${pct(i.lower)}, ${pct(i.upper)}]  (${i.disagreements}/${i.compared})`,
+      `  latency p50/p99     primary ${ms(s.latencyMs.primary.p50)} / ${ms(s.latencyMs.primary.p99)}, shadow ${ms(s.latencyMs.shadow.p50)} / ${ms(s.latencyMs.shadow.p99)}`,
+      '  top differing paths' + (s.topPaths.length === 0 ? ' none' : ''))
+    for (const p of s.topPaths) out.push(`    ${String(p.count).padStart(8)}  ${p.path}`)
+  }
+  return out.join('\n') + '\n'
+}
+
+/** `penumbra report [--admin URL] [--json]`; returns the exit code. */
+export async function runReport (args: string[]): Promise<number> {
+  let admin = 'http://127.0.0.1:9901'
+  let asJson = false
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (a === '--admin') admin = args[++i] ?? ''
+    else if (a === '--json') asJson = true
+    else {
+      process.stderr.write(`penumbra report: unknown argument ${a}\n`)
+      return 2
+    }
+  }
+  let url: URL
+  try {
+    url = new URL('/report', admin)
+  } catch {
+    process.stderr.write(`penumbra report: --admin: not a URL: ${admin}\n`)
+    return 2
+  }
+  try {
+    const res = await request(url, { headersTimeout: 10_000, bodyTimeout: 10_000 })
+    const text = await res.body.text()
+    if (res.statusCode !== 200) {
+      process.stderr.write(`penumbra report: ${url.href} answered ${res.statusCode}: ${text}\n`)
+      return 1
+    }
+    process.stdout.write(asJson ? text : renderReport(JSON.parse(text)))
+    return 0
+  } catch (err) {
+    process.stderr.write(`penumbra report: cannot reach ${url.href}: ${(err as Error).message}\n`)
+    return 1
+  }
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+import cluster from 'node:cluster'
+import { createServer } from 'node:http'
+import { parseArgs } from 'node:util'
+import { AggregatorRegistry } from 'prom-client'
+import { loadConfigFile, ConfigError } from './config/load.js'
+import type { Config } from './config/schema.js'
+import { Penumbra, VERSION } from './index.js'
+import { createLogger, type Logger } from './log/logger.js'
+import { AdminServer } from './admin/admin-server.js'
+import { ClusterBackend, serveWorkerAdmin } from './server/cluster.js'
+import { listenOn } from './server/proxy-server.js'
+import { PrimaryProbe } from './server/readiness.js'
+import { statusPageHtml } from './admin/status-page.js'
+import { startDemoModel } from './demo/model-server.js'
+import { runReport } from './admin/report-cli.js'
+
+const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
+
+Usage:
+  penumbra --config FILE [--workers N] [--check] [--demo]
+  penumbra report [--admin URL] [--json]
+
+Options:
+  -c, --config FILE   YAML or JSON config (default: $PENUMBRA_CONFIG)
+  -w, --workers N     run N proxy processes with node:cluster (overrides config "workers")
+      --check         validate the config, print a summary, exit 0 (valid) or 2 (invalid)
+      --demo          also start the built-in demo model servers on the primary's and the
+                      shadows' ports (npm start)
+  -h, --help          this help
+  -v, --version       print the version
+
+  report              print the shadow report of a running penumbra as a table
+      --admin URL     its admin address (default http://127.0.0.1:9901)
+      --json          print the raw JSON instead
+
+Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
+Docs: README.md (config reference, admin API, metrics, error codes).
+`
+
+function fail (message: string, code = 2): never {
+  process.stderr.write(`penumbra: ${message}\n`)
+  process.exit(code)
+}
+
+async function main (): Promise<void> {
+  const argv = process.argv.slice(2)
+  if (argv[0] === 'report') {
+    process.exitCode = await runReport(argv.slice(1))
+    return
+  }
+  let args
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        workers: { type: 'string', short: 'w' },
+        check: { type: 'boolean' },
+        demo: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' }
+      },
+      strict: true,
+      allowPositionals: false
+    }).values
+  } catch (err) {
+    fail(`${(err as Error).message}\n${HELP}`)
+  }
+  if (args.help === true) { process.stdout.write(HELP); return }
+  if (args.version === true) { process.stdout.write(`${VERSION}\n`); return }
+  const file = args.config ?? process.env.PENUMBRA_CONFIG
+  if (file === undefined || file === '') fail('no config: pass --config FILE or set PENUMBRA_CONFIG (see --help)')
+
+  let config: Config
+  try {
+    config = loadConfigFile(file)
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`${file}: invalid config\n  ${err.problems.join('\n  ')}`)
+    throw err
+  }
+  if (args.workers !== undefined) {
+    const n = Number(args.workers)
+    if (!Number.isInteger(n) || n < 1 || n > 64) fail('--workers: must be a whole number 1..64')
+    config = { ...config, workers: n }
+  }
+  if (args.check === true) {
+    process.stdout.write(summary(file, config))
+    return
+  }
+
+  const log = createLogger({ level: config.log.level, redact: config.log.redact })
+  if (config.workers > 1) {
+    if (cluster.isPrimary) return runPrimary(file, config, log, args.demo === true)
+    return runWorker(file, config, log)
+  }
+  if (args.demo === true) await startDemo(config, log)
+  await runSingle(file, config, log)
+}
+
+/** A one-screen summary for --check. */
+function summary (file: string, c: Config): string {
+  const lines = [
+    `${file}: valid`,
+    `  listen   ${c.listen.host}:${c.listen.port}${c.workers > 1 ? ` (${c.workers} workers)` : ''}`,
+    `  admin    ${c.admin.enabled ? `${c.admin.host}:${c.admin.port}${c.admin.token !== null ? ' (token set)' : ''}` : 'disabled'}`,
+    `  primary  ${c.primary.url} (timeout ${c.primary.timeoutMs} ms, ${c.primary.connections} connections)`,
+    `  shadows  ${c.shadows.length === 0 ? 'none' : ''}`
+  ]
+  for (const s of c.shadows) {
+    lines.push(`    - ${s.name}: ${s.url} sample ${s.sampleRate} by ${s.sampleBy}${s.enabled ? '' : ' (disabled)'}, ${s.match.methods.join('/')} ${s.match.paths.join(' ')}, timeout ${s.timeoutMs} ms, max ${s.maxConcurrency} in flight`)
+  }
+  lines.push(`  compare  format ${c.compare.format}, tolerance abs ${c.compare.numeric.absTol} rel ${c.compare.numeric.relTol}, ${c.compare.ignore.length} ignore rules, noise ${c.compare.noise.enabled ? 'on' : 'off'}`)
+  lines.push(`  log      ${c.log.level}${c.log.access ? ', access log on' : ''}`)
+  return lines.join('\n') + '\n'
+}
+
+async function startDemo (config: Config, log: Logger): Promise<void> {
+  const port = (url: string): number => Number(new URL(url).port || 80)
+  await startDemoModel(port(config.primary.url), { role: 'primary' })
+  for (const s of config.shadows) await startDemoModel(port(s.url), { role: 'shadow', disagreeRate: 0.1 })
+  log.info({ primary: config.primary.url, shadows: config.shadows.map((s) => s.url) }, 'demo model servers started')
+  process.stderr.write(`penumbra demo: proxy http://${config.listen.host}:${config.listen.port}, admin http://${config.admin.host}:${config.admin.port}\n` +
+    `  try: curl -s localhost:${config.listen.port}/v1/models/demo:predict -H 'content-type: application/json' -d '{"instances":[[5.1,3.5,1.4,0.2]]}'\n` +
+    '  then: npm run demo:traffic\n')
+}
+
+function reloadFrom (file: string, log: Logger): Config | null {
+  try {
+    return loadConfigFile(file)
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [(err as Error).message]
+    log.error({ problems }, 'config reload failed: kept the running config')
+    return null
+  }
+}
+
+async function runSingle (file: string, config: Config, log: Logger): Promise<void> {
+  const app = new Penumbra(config, { logger: log })
+  try {
+    await app.start()
+  } catch (err) {
+    fail((err as Error).message, 1)
+  }
+  log.info({ listen: `${config.listen.host}:${app.port}`, admin: app.admin !== null ? `${config.admin.host}:${app.adminPort}` : null, primary: config.primary.url, shadows: config.shadows.map((s) => s.name) }, 'penumbra listening')
+  process.on('SIGHUP', () => {
+    const next = reloadFrom(file, log)
+    if (next === null) { app.metrics.configReloads.inc({ result: 'invalid' }); return }
+    const notes = app.reload(next)
+    app.metrics.configReloads.inc({ result: 'ok' })
+    log.info({ notes, shadows: next.shadows.map((s) => s.name) }, 'config reloaded')
+  })
+  onStopSignal(async () => {
+    log.info('shutting down: draining in-flight requests')
+    await app.stop()
+  })
+}
+
+function onStopSignal (stop: () => Promise<void>): void {
+  let stopping = false
+  const handler = (signal: NodeJS.Signals): void => {
+    if (stopping) return
+    stopping = true
+    stop().then(() => process.exit(0), (err) => {
+      process.stderr.write(`penumbra: shutdown failed after ${signal}: ${(err as Error).message}\n`)
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', handler)
+  process.on('SIGINT', handler)
+}
+
+async function runWorker (file: string, config: Config, log: Logger): Promise<void> {
+  const app = new Penumbra(config, { logger: log, admin: false })
+  // Let the primary's AggregatorRegistry collect this worker's registry.
+  // eslint-disable-next-line no-new
+  new AggregatorRegistry()
+  AggregatorRegistry.setRegistries([app.metrics.registry])
+  serveWorkerAdmin(app)
+  try {
+    await app.start()
+  } catch (err) {
+    fail((err as Error).message, 1)
+  }
+  process.on('SIGHUP', () => {}) // the primary reloads and tells the workers over IPC
+  onStopSignal(() => app.stop())
+  void file
+}
+
+async function runPrimary (file: string, config: Config, log: Logger, demo: boolean): Promise<void> {
+  if (demo) await startDemo(config, log)
+  // Fail early, in the primary, when the proxy port is taken: the workers would only loop.
+  await probePort(config.listen.host, config.listen.port)
+  let primaryUrl = config.primary.url
+  const probe = new PrimaryProbe(() => primaryUrl)
+  const backend = new ClusterBackend(config, () => probe.check(), statusPageHtml)
+  const admin = config.admin.enabled ? new AdminServer(backend, log, config.admin.token) : null
+  if (admin !== null) {
+    try {
+      await listenOn(admin.server, config.admin.host, config.admin.port, 'admin')
+    } catch (err) {
+      fail((err as Error).message, 1)
+    }
+  }
+  let stopping = false
+  const fork = (): void => { cluster.fork({ PENUMBRA_CONFIG: file }) }
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return
+    log.error({ worker: worker.id, code, signal }, 'worker exited: starting a new one')
+    setTimeout(fork, 500)
+  })
+  for (let i = 0; i < config.workers; i++) fork()
+  log.info({ listen: `${config.listen.host}:${config.listen.port}`, workers: config.workers, admin: `${config.admin.host}:${config.admin.port}` }, 'penumbra listening')
+
+  process.on('SIGHUP', () => {
+    const next = reloadFrom(file, log)
+    if (next === null) return
+    primaryUrl = next.primary.url
+    backend.setConfig({ ...next, workers: config.workers })
+    admin?.setToken(next.admin.token)
+    void backend.ask('reload', next)
+    log.info('config reloaded in every worker')
+  })
+  onStopSignal(async () => {
+    stopping = true
+    admin?.stopping()
+    const workers = Object.values(cluster.workers ?? {})
+    await Promise.all(workers.map((w) => new Promise<void>((resolve) => {
+      if (w === undefined || w.isDead()) { resolve(); return }
+      w.once('exit', () => resolve())
+      w.process.kill('SIGTERM')
+    })))
+    await admin?.close()
+    log.flush()
+  })
+}
+
+function probePort (host: string, port: number): Promise<void> {
+  const s = createServer()
+  return listenOn(s, host, port, 'listen').then(() => new Promise<void>((resolve) => s.close(() => resolve())), (err: Error) => fail(err.message, 1))
+}
+
+main().catch((err: Error) => {
+  fail(err.stack ?? err.message, 1)
+})

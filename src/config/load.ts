@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs'
+import { extname } from 'node:path'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { configSchema, type Config } from './schema.js'
+import { PenumbraError } from '../errors.js'
+
+/** An invalid config: every problem, each as `path: reason`. */
+export class ConfigError extends PenumbraError {
+  readonly problems: string[]
+  constructor (problems: string[]) {
+    super('PENUMBRA_INVALID_CONFIG', `invalid config:\n  ${problems.join('\n  ')}`)
+    this.problems = problems
+  }
+}
+
+function formatPath (path: ReadonlyArray<PropertyKey>): string {
+  let out = ''
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`
+    else out += out === '' ? String(seg) : `.${String(seg)}`
+  }
+  return out === '' ? '(root)' : out
+}
+
+/** Validates a parsed document; throws ConfigError listing every problem with its key path. */
+export function validateConfig (doc: unknown): Config {
+  const result = configSchema.safeParse(doc ?? {})
+  if (result.success) return result.data
+  const problems: string[] = []
+  for (const issue of result.error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) problems.push(`${formatPath([...issue.path, key])}: unknown key`)
+      continue
+    }
+    let message = issue.message
+    if (issue.code === 'invalid_type' && /received undefined/.test(message)) message = 'is required'
+    problems.push(`${formatPath(issue.path)}: ${message}`)
+  }
+  throw new ConfigError(problems)
+}
+
+/** Parses YAML or JSON text (by extension; YAML otherwise, which also accepts JSON). */
+export function parseConfigText (text: string, file: string): unknown {
+  if (extname(file).toLowerCase() === '.json') {
+    try {
+      return JSON.parse(text)
+    } catch (err) {
+      throw new ConfigError([`${file}: invalid JSON (${(err as Error).message})`])
+    }
+  }
+  try {
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true })
+  } catch (err) {
+    const e = err as YAMLParseError
+    const where = e.linePos?.[0] !== undefined ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : ''
+    throw new ConfigError([`${file}: YAML syntax error${where}: ${e.message.split('\n')[0]}`])
+  }
+}
+
+/** Reads, parses and validates a config file. */
+export function loadConfigFile (file: string): Config {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new ConfigError([`${file}: cannot read config file (${code === 'ENOENT' ? 'no such file' : code ?? (err as Error).message})`])
+  }
+  return validateConfig(parseConfigText(text, file))
+}
+
+/** The effective config with secrets replaced, for `GET /config` and `--check`. */
+export function redactConfig (config: Config): unknown {
+  const copy = structuredClone(config) as Config
+  if (copy.admin.token !== null) (copy.admin as { token: string | null }).token = '[REDACTED]'
+  for (const s of copy.shadows) {
+    for (const name of Object.keys(s.headers.set)) {
+      if (/authorization|token|key|secret|cookie/i.test(name)) s.headers.set[name] = '[REDACTED]'
+    }
+  }
+  return copy
+}

@@ -1,0 +1,213 @@
+import { z } from 'zod'
+
+// The config schema is the public contract of issues #2, #3 and #4: every key here is documented
+// in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
+// silently ignored key.
+
+const port = z.number().int().min(0, 'must be a port number 0..65535').max(65535, 'must be a port number 0..65535')
+const host = z.string().min(1, 'must be a host name or IP address')
+const positiveMs = z.number().int().min(1, 'must be a whole number of milliseconds >= 1')
+
+/** An absolute http(s) URL with no path beyond "/", no query and no credentials. */
+const upstreamUrl = z.string().superRefine((value, ctx) => {
+  let u: URL
+  try {
+    u = new URL(value)
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' })
+    return
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' })
+  } else if (u.username !== '' || u.password !== '') {
+    ctx.addIssue({ code: 'custom', message: 'must not contain credentials (set them as headers instead)' })
+  } else if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') {
+    ctx.addIssue({ code: 'custom', message: 'must be an origin only (scheme, host, port), without path or query' })
+  }
+})
+
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name (RFC 9110 token)')
+  .transform((s) => s.toLowerCase())
+
+const regexString = z.string().superRefine((value, ctx) => {
+  try {
+    // eslint-disable-next-line no-new
+    new RegExp(value)
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `must be a valid regular expression (${(err as Error).message})` })
+  }
+})
+
+/** RFC 6901 JSON Pointer, where a `*` segment matches any array index or object key. */
+export const jsonPointer = z.string().regex(/^(\/([^/~]|~[01])*)*$/, 'must be a JSON Pointer (RFC 6901), e.g. /predictions/*/label')
+
+const numeric = z.strictObject({
+  absTol: z.number().min(0, 'must be >= 0').default(1e-6),
+  relTol: z.number().min(0, 'must be >= 0').default(1e-3)
+})
+
+const arraysMode = z.enum(['ordered', 'unordered'])
+
+const pathRule = z.strictObject({
+  numeric: z.strictObject({
+    absTol: z.number().min(0, 'must be >= 0').optional(),
+    relTol: z.number().min(0, 'must be >= 0').optional()
+  }).optional(),
+  arrays: arraysMode.optional(),
+  ignore: z.boolean().optional()
+})
+
+const redact = z.strictObject({
+  headers: z.array(headerName).default(['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'x-api-key']),
+  paths: z.array(jsonPointer).default([])
+})
+
+const mismatches = z.strictObject({
+  keep: z.number().int().min(0, 'must be >= 0').default(1000),
+  maxBytes: z.number().int().min(1024, 'must be >= 1024').default(16 * 1024 * 1024),
+  sink: z.string().min(1).nullable().default(null),
+  redact: redact.prefault({})
+})
+
+const noise = z.strictObject({
+  enabled: z.boolean().default(false),
+  sampleRate: z.number().min(0, 'must be within 0..1').max(1, 'must be within 0..1').default(0.05),
+  minSamples: z.number().int().min(1, 'must be >= 1').default(200),
+  margin: z.number().min(0, 'must be >= 0').max(1, 'must be <= 1').default(0.05)
+})
+
+export const compareFormats = ['auto', 'kserve-v1', 'oip-v2', 'mlflow', 'openai-chat', 'json'] as const
+
+const compareShape = {
+  enabled: z.boolean().default(true),
+  format: z.enum(compareFormats).default('auto'),
+  ignore: z.array(jsonPointer).default([]),
+  numeric: numeric.prefault({}),
+  paths: z.record(jsonPointer, pathRule).default({}),
+  arrays: arraysMode.default('ordered'),
+  statusCodes: z.boolean().default(true),
+  headers: z.array(headerName).default(['content-type']),
+  maxBodyBytes: z.number().int().min(1, 'must be >= 1').default(4 * 1024 * 1024),
+  topK: z.number().int().min(1, 'must be >= 1').default(5),
+  textSimilarity: z.number().min(0, 'must be within 0..1').max(1, 'must be within 0..1').default(0.9),
+  noise: noise.prefault({}),
+  mismatches: mismatches.prefault({}),
+  /** Pending comparisons above this are dropped and counted: a CPU-heavy diff never starves the proxy. */
+  maxPending: z.number().int().min(1, 'must be >= 1').default(1000)
+}
+
+export const compareSchema = z.strictObject(compareShape)
+
+/** Per-shadow overrides: any key under `compare`, merged over the top-level `compare`. */
+const compareOverride = z.strictObject({
+  enabled: z.boolean().optional(),
+  format: z.enum(compareFormats).optional(),
+  ignore: z.array(jsonPointer).optional(),
+  numeric: z.strictObject({ absTol: z.number().min(0).optional(), relTol: z.number().min(0).optional() }).optional(),
+  paths: z.record(jsonPointer, pathRule).optional(),
+  arrays: arraysMode.optional(),
+  statusCodes: z.boolean().optional(),
+  headers: z.array(headerName).optional(),
+  maxBodyBytes: z.number().int().min(1).optional(),
+  topK: z.number().int().min(1).optional(),
+  textSimilarity: z.number().min(0).max(1).optional(),
+  noise: z.strictObject({
+    enabled: z.boolean().optional(),
+    sampleRate: z.number().min(0).max(1).optional(),
+    minSamples: z.number().int().min(1).optional(),
+    margin: z.number().min(0).max(1).optional()
+  }).optional()
+})
+
+const sampleBy = z.string().regex(/^(random|(header|cookie|query):[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/,
+  'must be random, header:<name>, cookie:<name> or query:<name>')
+
+const shadow = z.strictObject({
+  name: z.string().regex(/^[a-z0-9_-]{1,32}$/, 'must match [a-z0-9_-]{1,32}'),
+  url: upstreamUrl,
+  enabled: z.boolean().default(true),
+  sampleRate: z.number().min(0, 'must be within 0..1').max(1, 'must be within 0..1').default(1),
+  sampleBy: sampleBy.default('random'),
+  match: z.strictObject({
+    methods: z.array(z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method')).min(1).default(['POST']),
+    paths: z.array(z.string().min(1).startsWith('/', 'must start with /')).default(['/**'])
+  }).prefault({}),
+  timeoutMs: positiveMs.default(5000),
+  connectTimeoutMs: positiveMs.default(2000),
+  maxConcurrency: z.number().int().min(1, 'must be >= 1').default(64),
+  /** Pool size; defaults to maxConcurrency, so a mirrored request never waits for a socket. */
+  connections: z.number().int().min(1, 'must be >= 1').optional(),
+  maxBodyBytes: z.number().int().min(0, 'must be >= 0').default(1024 * 1024),
+  maxResponseBytes: z.number().int().min(1, 'must be >= 1').default(4 * 1024 * 1024),
+  headers: z.strictObject({
+    set: z.record(headerName, z.string()).default({}),
+    remove: z.array(headerName).default([])
+  }).prefault({}),
+  rewrite: z.strictObject({
+    path: z.strictObject({ from: regexString, to: z.string() }).optional(),
+    json: z.record(jsonPointer, z.unknown()).optional()
+  }).optional(),
+  compare: compareOverride.optional()
+})
+
+export const configSchema = z.strictObject({
+  listen: z.strictObject({
+    host: host.default('127.0.0.1'),
+    port: port.default(8080),
+    /** Above the idle timeout of any load balancer in front (AWS ALB: 60 s). */
+    keepAliveTimeoutMs: positiveMs.default(65_000),
+    headersTimeoutMs: positiveMs.default(66_000),
+    requestTimeoutMs: z.number().int().min(0).default(300_000),
+    maxHeaderSize: z.number().int().min(1024).default(16 * 1024)
+  }).prefault({}),
+  admin: z.strictObject({
+    enabled: z.boolean().default(true),
+    host: host.default('127.0.0.1'),
+    port: port.default(9901),
+    token: z.string().min(8, 'must be at least 8 characters').nullable().default(null)
+  }).prefault({}),
+  primary: z.strictObject({
+    url: upstreamUrl,
+    timeoutMs: positiveMs.default(30_000),
+    connectTimeoutMs: positiveMs.default(5000),
+    connections: z.number().int().min(1, 'must be >= 1').default(128),
+    keepAliveTimeoutMs: positiveMs.default(4000),
+    preserveHost: z.boolean().default(false)
+  }),
+  proxy: z.strictObject({
+    /** The pseudonym in `Via` (RFC 9110 §7.6.3). */
+    via: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an RFC 9110 token').default('penumbra'),
+    requestIdHeader: headerName.default('x-request-id'),
+    xForwarded: z.boolean().default(true)
+  }).prefault({}),
+  sampling: z.strictObject({
+    /** Salt of the sticky sampling hash: change it to reshuffle which keys are mirrored. */
+    salt: z.string().default('penumbra')
+  }).prefault({}),
+  shadows: z.array(shadow).default([]).superRefine((list, ctx) => {
+    const seen = new Set<string>()
+    list.forEach((s, i) => {
+      if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate shadow name "${s.name}"` })
+      seen.add(s.name)
+    })
+  }),
+  compare: compareSchema.prefault({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    access: z.boolean().default(true),
+    redact: z.array(z.string()).default([])
+  }).prefault({}),
+  shutdown: z.strictObject({ timeoutMs: positiveMs.default(10_000) }).prefault({}),
+  workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1)
+}).superRefine((cfg, ctx) => {
+  if (cfg.admin.enabled && cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.host === cfg.listen.host) {
+    ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port' })
+  }
+})
+
+/** The validated, defaulted configuration. Immutable once loaded. */
+export type Config = z.output<typeof configSchema>
+export type ShadowConfig = Config['shadows'][number]
+export type CompareConfig = z.output<typeof compareSchema>
+export type CompareOverride = NonNullable<ShadowConfig['compare']>
+export type CompareFormat = (typeof compareFormats)[number]

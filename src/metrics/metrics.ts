@@ -1,0 +1,83 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+// Every metric penumbra exports is defined here: the names and labels are the public contract of
+// issues #2, #3 and #4 (README "Metrics reference"). Label values come from config (shadow names)
+// or bounded sets (outcome, reason, normalised and capped field paths): never from a request.
+
+/** Client-facing and upstream latency: 0.5 ms … 30 s (model inference tails exceed 10 s). */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+/** Shadow minus primary latency, signed: negative means the shadow was faster. */
+export const LATENCY_DELTA_BUCKETS = [-5, -1, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, -0.005, -0.001, 0,
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]
+/** Max absolute score difference per instance (probabilities and logits alike). */
+export const SCORE_DELTA_BUCKETS = [0, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.2, 0.5, 1, 10]
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'])
+
+/** Request methods outside the standard set share one label value, keeping cardinality bounded. */
+export function methodLabel (method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'OTHER'
+}
+
+/** All penumbra metrics, bound to one registry (one per process; tests make their own). */
+export class Metrics {
+  readonly registry: Registry
+  readonly requests: Counter<'method' | 'code'>
+  readonly requestDuration: Histogram
+  readonly upstreamDuration: Histogram<'upstream'>
+  readonly upstreamErrors: Counter<'upstream' | 'reason'>
+  readonly inflight: Gauge
+  readonly shadowRequests: Counter<'shadow' | 'outcome'>
+  readonly shadowSkipped: Counter<'shadow' | 'reason'>
+  readonly shadowInflight: Gauge<'shadow'>
+  readonly comparisons: Counter<'shadow' | 'outcome'>
+  readonly comparisonsDropped: Counter<'shadow' | 'reason'>
+  readonly fieldMismatches: Counter<'shadow' | 'path'>
+  readonly instancesCompared: Counter<'shadow'>
+  readonly instanceDisagreements: Counter<'shadow'>
+  readonly scoreDelta: Histogram<'shadow'>
+  readonly latencyDelta: Histogram<'shadow'>
+  readonly noiseRequests: Counter<'outcome'>
+  readonly mismatchSinkDropped: Counter
+  readonly configReloads: Counter<'result'>
+  readonly buildInfo: Gauge<'version' | 'node'>
+
+  constructor (opts: { version: string, defaultMetrics?: boolean }) {
+    const registry = this.registry = new Registry()
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+    const r = [registry]
+
+    this.requests = new Counter({ name: 'penumbra_requests_total', help: 'Client requests answered, by method and status code.', labelNames: ['method', 'code'], registers: r })
+    this.requestDuration = new Histogram({ name: 'penumbra_request_duration_seconds', help: 'Client-facing request duration, from the request head to the last response byte.', buckets: LATENCY_BUCKETS, registers: r })
+    this.upstreamDuration = new Histogram({ name: 'penumbra_upstream_duration_seconds', help: 'Upstream duration from dispatch to the last response byte; upstream is "primary" or a shadow name.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: r })
+    this.upstreamErrors = new Counter({ name: 'penumbra_upstream_errors_total', help: 'Upstream failures by upstream and reason (refused, reset, timeout, dns, bad_response, aborted, other).', labelNames: ['upstream', 'reason'], registers: r })
+    this.inflight = new Gauge({ name: 'penumbra_inflight_requests', help: 'Client requests in flight.', registers: r })
+
+    this.shadowRequests = new Counter({ name: 'penumbra_shadow_requests_total', help: 'Requests mirrored to a shadow, by outcome (ok, error, timeout).', labelNames: ['shadow', 'outcome'], registers: r })
+    this.shadowSkipped = new Counter({ name: 'penumbra_shadow_skipped_total', help: 'Requests a shadow wanted but did not get, or whose response was cut off, by reason.', labelNames: ['shadow', 'reason'], registers: r })
+    this.shadowInflight = new Gauge({ name: 'penumbra_shadow_inflight', help: 'Mirrored requests in flight per shadow.', labelNames: ['shadow'], registers: r })
+
+    this.comparisons = new Counter({ name: 'penumbra_comparisons_total', help: 'Primary-vs-shadow comparisons by outcome (match, mismatch, shadow_error, shadow_timeout, unparseable).', labelNames: ['shadow', 'outcome'], registers: r })
+    this.comparisonsDropped = new Counter({ name: 'penumbra_comparisons_dropped_total', help: 'Comparisons not made, by reason (queue_full, primary_error, primary_too_large, disabled).', labelNames: ['shadow', 'reason'], registers: r })
+    this.fieldMismatches = new Counter({ name: 'penumbra_field_mismatches_total', help: 'Differences per normalised field path (array indices as *); at most 100 paths per shadow, the rest as "other".', labelNames: ['shadow', 'path'], registers: r })
+    this.instancesCompared = new Counter({ name: 'penumbra_instances_compared_total', help: 'Prediction instances compared (a batch of 32 counts 32).', labelNames: ['shadow'], registers: r })
+    this.instanceDisagreements = new Counter({ name: 'penumbra_instance_disagreements_total', help: 'Prediction instances on which the shadow disagrees with the primary.', labelNames: ['shadow'], registers: r })
+    this.scoreDelta = new Histogram({ name: 'penumbra_score_delta', help: 'Max absolute score difference per compared instance.', labelNames: ['shadow'], buckets: SCORE_DELTA_BUCKETS, registers: r })
+    this.latencyDelta = new Histogram({ name: 'penumbra_latency_delta_seconds', help: 'Shadow minus primary upstream duration per compared request (signed; negative: shadow faster).', labelNames: ['shadow'], buckets: LATENCY_DELTA_BUCKETS, registers: r })
+    this.noiseRequests = new Counter({ name: 'penumbra_noise_requests_total', help: 'Primary-vs-primary replays for noise cancellation, by outcome (ok, error, timeout, skipped).', labelNames: ['outcome'], registers: r })
+    this.mismatchSinkDropped = new Counter({ name: 'penumbra_mismatch_sink_dropped_total', help: 'Mismatch records not written to the JSONL sink because it was backed up or failing.', registers: r })
+    this.configReloads = new Counter({ name: 'penumbra_config_reloads_total', help: 'Config reloads (SIGHUP) by result (ok, invalid).', labelNames: ['result'], registers: r })
+    this.buildInfo = new Gauge({ name: 'penumbra_build_info', help: 'Constant 1, labelled with the penumbra and Node.js versions.', labelNames: ['version', 'node'], aggregator: 'first', registers: r })
+    this.buildInfo.set({ version: opts.version, node: process.version }, 1)
+  }
+
+  /** Creates the series of a shadow up front, so rates are 0 rather than absent before traffic. */
+  initShadow (shadow: string): void {
+    for (const outcome of ['ok', 'error', 'timeout']) this.shadowRequests.inc({ shadow, outcome }, 0)
+    for (const reason of ['concurrency', 'body_too_large', 'not_matched', 'disabled', 'response_too_large']) this.shadowSkipped.inc({ shadow, reason }, 0)
+    for (const outcome of ['match', 'mismatch', 'shadow_error', 'shadow_timeout', 'unparseable']) this.comparisons.inc({ shadow, outcome }, 0)
+    this.instancesCompared.inc({ shadow }, 0)
+    this.instanceDisagreements.inc({ shadow }, 0)
+    this.shadowInflight.set({ shadow }, 0)
+  }
+}

@@ -1,0 +1,120 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import type { Dispatcher } from 'undici'
+import { clientResponseHeaders, type RequestHeaderOptions } from './headers.js'
+import { classifyUpstreamError, upstreamFailure, type UpstreamErrorReason } from './upstream-error.js'
+import { sendError } from './send-error.js'
+
+/**
+ * Sees the primary response as it streams by, for requests that were mirrored (the shadow
+ * module's join record implements it). Every call is synchronous and must not throw.
+ */
+export interface PrimaryTap {
+  onPrimaryStart (status: number, headers: IncomingHttpHeaders): void
+  onPrimaryData (chunk: Buffer): void
+  onPrimaryEnd (durationMs: number): void
+  onPrimaryError (reason: UpstreamErrorReason): void
+}
+
+/** Told once per exchange, when the client response is finished or abandoned. */
+export interface ExchangeSink {
+  exchangeDone (ex: ForwardHandler): void
+}
+
+const kClientClosed = Object.freeze(Object.assign(new Error('client closed the connection'), { code: 'UND_ERR_ABORTED' }))
+
+/**
+ * One client request forwarded to the primary: an undici dispatch handler (v7 "new hooks", which
+ * undici 8 keeps) that streams the response to the client with backpressure in both directions.
+ * All per-request state lives in fields, so the hot path allocates this one object and two
+ * bound listeners.
+ */
+export class ForwardHandler implements Dispatcher.DispatchHandler {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly requestId: string
+  readonly start: number
+  /** Status sent to the client (0 until the head is written). */
+  status = 0
+  /** Why the exchange failed, when it did. */
+  errorReason: UpstreamErrorReason | null = null
+  upstreamStart = 0
+  upstreamMs = -1
+  tap: PrimaryTap | null = null
+
+  #ctl: Dispatcher.DispatchController | null = null
+  #sink: ExchangeSink
+  #opts: RequestHeaderOptions
+  #done = false
+
+  constructor (req: IncomingMessage, res: ServerResponse, requestId: string, start: number, opts: RequestHeaderOptions, sink: ExchangeSink) {
+    this.req = req
+    this.res = res
+    this.requestId = requestId
+    this.start = start
+    this.#opts = opts
+    this.#sink = sink
+    res.once('close', this.#onClose)
+  }
+
+  #onClose = (): void => {
+    // The client went away before the response was complete: cancel the upstream request, so
+    // the model stops computing for nobody.
+    if (!this.res.writableFinished && this.#ctl !== null && !this.#ctl.aborted) this.#ctl.abort(kClientClosed)
+    this.#finish()
+  }
+
+  #onDrain = (): void => { this.#ctl?.resume() }
+
+  onRequestStart (ctl: Dispatcher.DispatchController): void {
+    this.#ctl = ctl
+    this.upstreamStart = performance.now()
+    if (this.res.destroyed) ctl.abort(kClientClosed)
+  }
+
+  onResponseStart (_ctl: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    if (status < 200) return // 1xx interim responses are not relayed (Node answers 100-continue itself)
+    if (this.tap !== null) this.tap.onPrimaryStart(status, { ...headers })
+    this.status = status
+    const res = this.res
+    if (res.destroyed) return
+    res.writeHead(status, statusMessage === undefined || statusMessage === '' ? undefined : statusMessage,
+      clientResponseHeaders(headers, '1.1', this.requestId, this.#opts))
+  }
+
+  onResponseData (ctl: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.tap !== null) this.tap.onPrimaryData(chunk)
+    const res = this.res
+    if (res.destroyed) return
+    if (!res.write(chunk)) {
+      ctl.pause()
+      res.once('drain', this.#onDrain)
+    }
+  }
+
+  onResponseEnd (): void {
+    this.upstreamMs = performance.now() - this.upstreamStart
+    if (this.tap !== null) this.tap.onPrimaryEnd(this.upstreamMs)
+    this.res.end()
+  }
+
+  onResponseError (_ctl: Dispatcher.DispatchController | null, err: Error): void {
+    const reason = err === kClientClosed ? 'aborted' : classifyUpstreamError(err)
+    this.errorReason = reason
+    if (this.upstreamStart !== 0) this.upstreamMs = performance.now() - this.upstreamStart
+    if (this.tap !== null) this.tap.onPrimaryError(reason)
+    const res = this.res
+    if (res.destroyed) { this.#finish(); return }
+    // After the head went out the status cannot change: sendError destroys the connection then.
+    const failure = upstreamFailure(reason, 'primary', err)
+    if (!res.headersSent) this.status = failure.statusCode
+    sendError(res, failure, this.requestId, this.#opts.requestIdHeader)
+  }
+
+  #finish (): void {
+    if (this.#done) return
+    this.#done = true
+    this.res.off('drain', this.#onDrain)
+    this.#sink.exchangeDone(this)
+  }
+}

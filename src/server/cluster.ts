@@ -1,0 +1,179 @@
+import cluster, { type Worker } from 'node:cluster'
+import { AggregatorRegistry } from 'prom-client'
+import type { Config } from '../config/schema.js'
+import { redactConfig } from '../config/load.js'
+import type { AdminBackend } from '../admin/admin-server.js'
+import type { Penumbra } from '../index.js'
+import { ShadowReport, type ShadowReportData, type ShadowView } from '../shadow/shadow-report.js'
+import { PenumbraError } from '../errors.js'
+
+// `--workers N` (issue #2): the primary process forks N workers that share the proxy port
+// (node:cluster), and serves the admin port itself. /metrics is prom-client's
+// AggregatorRegistry over all workers; the other admin reads are gathered from the workers over
+// IPC and merged; PATCH is applied to every worker.
+
+interface AdminRequest { type: 'penumbra:admin', id: number, op: string, args?: unknown }
+interface AdminResponse { type: 'penumbra:admin:res', id: number, ok: boolean, value?: unknown, error?: { code: string, message: string } }
+
+/** In a worker: answers the primary's admin requests from this process's state. */
+export function serveWorkerAdmin (app: Penumbra): void {
+  process.on('message', (msg: AdminRequest) => {
+    if (msg?.type !== 'penumbra:admin') return
+    let reply: AdminResponse
+    try {
+      reply = { type: 'penumbra:admin:res', id: msg.id, ok: true, value: workerOp(app, msg.op, msg.args) }
+    } catch (err) {
+      const e = err as PenumbraError
+      reply = { type: 'penumbra:admin:res', id: msg.id, ok: false, error: { code: e.code ?? 'PENUMBRA_INTERNAL', message: e.message } }
+    }
+    process.send?.(reply)
+  })
+}
+
+function workerOp (app: Penumbra, op: string, args: unknown): unknown {
+  switch (op) {
+    case 'shadows': return app.describeShadows()
+    case 'patch': {
+      const a = args as { name: string, patch: { sampleRate?: number, enabled?: boolean } }
+      return app.patchShadow(a.name, a.patch)
+    }
+    case 'mismatches': return app.compare.store.list(args as { shadow?: string, limit?: number })
+    case 'mismatch': return app.compare.store.get(args as string) ?? null
+    case 'noise': return app.compare.noise.snapshot()
+    case 'report': return {
+      shadows: app.shadows.runtimes.map((rt) => ({ name: rt.name, view: rt.view(), data: app.compare.report(rt.name).data() })),
+      pending: app.compare.pending,
+      stored: app.compare.store.size
+    }
+    case 'reload': return app.reload(args as Config)
+  }
+  throw new PenumbraError('PENUMBRA_NOT_FOUND', `unknown admin op ${op}`)
+}
+
+/** In the primary: the admin backend that asks every live worker and merges the answers. */
+export class ClusterBackend implements AdminBackend {
+  readonly #registry = new AggregatorRegistry()
+  #config: Config
+  #nextId = 1
+  readonly #pending = new Map<number, { resolve: (v: AdminResponse) => void }>()
+  readonly #ready: () => Promise<{ ready: boolean, reason?: string }>
+  readonly statusPage?: () => string
+
+  constructor (config: Config, ready: () => Promise<{ ready: boolean, reason?: string }>, statusPage?: () => string) {
+    this.#config = config
+    this.#ready = ready
+    if (statusPage !== undefined) this.statusPage = statusPage
+    cluster.on('message', (_worker, msg: AdminResponse) => {
+      if (msg?.type !== 'penumbra:admin:res') return
+      const p = this.#pending.get(msg.id)
+      if (p !== undefined) { this.#pending.delete(msg.id); p.resolve(msg) }
+    })
+  }
+
+  setConfig (config: Config): void {
+    this.#config = config
+  }
+
+  /** Sends one op to every worker; resolves with the answers of those that answered in 5 s. */
+  async ask (op: string, args?: unknown): Promise<AdminResponse[]> {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected())
+    return Promise.all(workers.map((w) => new Promise<AdminResponse>((resolve) => {
+      const id = this.#nextId++
+      const t = setTimeout(() => {
+        this.#pending.delete(id)
+        resolve({ type: 'penumbra:admin:res', id, ok: false, error: { code: 'PENUMBRA_INTERNAL', message: `worker ${w.id} did not answer` } })
+      }, 5000)
+      this.#pending.set(id, { resolve: (v) => { clearTimeout(t); resolve(v) } })
+      w.send({ type: 'penumbra:admin', id, op, args } satisfies AdminRequest)
+    })))
+  }
+
+  async #values (op: string, args?: unknown): Promise<unknown[]> {
+    const answers = await this.ask(op, args)
+    const failed = answers.find((a) => !a.ok)
+    if (failed !== undefined && answers.every((a) => !a.ok)) {
+      const code = failed.error?.code === 'PENUMBRA_NOT_FOUND' ? 'PENUMBRA_NOT_FOUND' : 'PENUMBRA_INTERNAL'
+      throw new PenumbraError(code, failed.error?.message ?? 'no worker answered')
+    }
+    return answers.filter((a) => a.ok).map((a) => a.value)
+  }
+
+  async metrics (): Promise<{ contentType: string, body: string }> {
+    return { contentType: this.#registry.contentType, body: await this.#registry.clusterMetrics() }
+  }
+
+  ready (): Promise<{ ready: boolean, reason?: string }> {
+    return this.#ready()
+  }
+
+  config (): unknown {
+    return redactConfig(this.#config)
+  }
+
+  async shadows (): Promise<unknown> {
+    const lists = await this.#values('shadows') as Array<Array<Record<string, any>>>
+    if (lists.length === 0) return []
+    // Same config everywhere; counters and in-flight are summed over the workers.
+    return lists[0]!.map((s, i) => {
+      const merged = structuredClone(s)
+      for (const other of lists.slice(1)) {
+        const o = other[i]
+        if (o === undefined) continue
+        merged.state.inflight += o.state.inflight
+        for (const k of ['mirrored', 'ok', 'error', 'timeout']) merged.counters[k] += o.counters[k]
+        for (const k of Object.keys(merged.counters.skipped)) merged.counters.skipped[k] += o.counters.skipped[k]
+      }
+      return merged
+    })
+  }
+
+  async patchShadow (name: string, patch: { sampleRate?: number, enabled?: boolean }): Promise<unknown> {
+    const values = await this.#values('patch', { name, patch })
+    return values[0]
+  }
+
+  async mismatches (q: { shadow?: string, limit?: number }): Promise<unknown> {
+    const lists = await this.#values('mismatches', q) as Array<Array<{ time: string }>>
+    const all = lists.flat().sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0))
+    return all.slice(0, q.limit ?? 100)
+  }
+
+  async mismatch (id: string): Promise<unknown> {
+    const values = await this.#values('mismatch', id)
+    return values.find((v) => v !== null) ?? null
+  }
+
+  async noise (): Promise<unknown> {
+    return { workers: await this.#values('noise') }
+  }
+
+  async report (): Promise<unknown> {
+    type W = { shadows: Array<{ name: string, view: ShadowView, data: ShadowReportData }>, pending: number, stored: number }
+    const parts = await this.#values('report') as W[]
+    const merged = new Map<string, { report: ShadowReport, view: ShadowView }>()
+    for (const part of parts) {
+      for (const s of part.shadows) {
+        let m = merged.get(s.name)
+        if (m === undefined) {
+          m = { report: new ShadowReport(), view: structuredClone(s.view) }
+          merged.set(s.name, m)
+        } else {
+          const c = m.view.counters
+          c.mirrored += s.view.counters.mirrored
+          c.ok += s.view.counters.ok
+          c.error += s.view.counters.error
+          c.timeout += s.view.counters.timeout
+          for (const k of Object.keys(c.skipped) as Array<keyof typeof c.skipped>) c.skipped[k] += s.view.counters.skipped[k]
+        }
+        m.report.absorb(s.data)
+      }
+    }
+    return {
+      generatedAt: new Date().toISOString(),
+      workers: parts.length,
+      shadows: [...merged.entries()].map(([name, m]) => m.report.toJSON(m.view, name)),
+      comparisonsPending: parts.reduce((a, p) => a + p.pending, 0),
+      mismatchesStored: parts.reduce((a, p) => a + p.stored, 0)
+    }
+  }
+}

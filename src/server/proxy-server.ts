@@ -1,0 +1,247 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { performance } from 'node:perf_hooks'
+import type { Dispatcher, Pool } from 'undici'
+import httpProxy from 'http-proxy'
+import type { Config } from '../config/schema.js'
+import type { Metrics } from '../metrics/metrics.js'
+import { methodLabel } from '../metrics/metrics.js'
+import type { Logger } from '../log/logger.js'
+import { ForwardHandler, type ExchangeSink } from '../proxy/forward-handler.js'
+import { hasRequestBody, requestIdFor, upstreamRequestHeaders, type RequestHeaderOptions } from '../proxy/headers.js'
+import { createUpstreamPool } from '../proxy/upstream.js'
+import { sendError } from '../proxy/send-error.js'
+import { PenumbraError } from '../errors.js'
+import type { ShadowSet } from '../shadow/shadow-set.js'
+
+const CLIENT_ERROR_RESPONSES: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  ERR_HTTP_HEADERS_TIMEOUT: '408 Request Timeout'
+}
+
+/**
+ * The inbound server: every request is answered by the primary through one undici Pool; a
+ * sampled share is also planned for the shadows. Nothing on this path waits for a shadow.
+ */
+export class ProxyServer implements ExchangeSink {
+  readonly server: Server
+  #pool: Pool
+  #primaryUrl: string
+  #timeoutMs: number
+  #headerOpts: RequestHeaderOptions
+  #accessLog: boolean
+  readonly #metrics: Metrics
+  readonly #log: Logger
+  readonly #shadows: ShadowSet
+  readonly #ws: httpProxy
+  #draining = false
+  #inflight = 0
+  #idle: Array<() => void> = []
+
+  constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet) {
+    this.#metrics = metrics
+    this.#log = log
+    this.#shadows = shadows
+    this.#pool = createUpstreamPool({
+      url: config.primary.url,
+      connections: config.primary.connections,
+      connectTimeoutMs: config.primary.connectTimeoutMs,
+      keepAliveTimeoutMs: config.primary.keepAliveTimeoutMs
+    })
+    this.#primaryUrl = config.primary.url
+    this.#timeoutMs = config.primary.timeoutMs
+    this.#headerOpts = headerOptions(config)
+    this.#accessLog = config.log.access
+    // WebSocket/Upgrade passthrough only (the HTTP path is undici's). http-proxy re-throws
+    // 'error' when nobody listens, so a listener is mandatory.
+    this.#ws = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: !config.primary.preserveHost })
+    this.#ws.on('error', (err, _req, target) => {
+      this.#metrics.upstreamErrors.inc({ upstream: 'primary', reason: 'other' })
+      this.#log.warn({ err: err.message }, 'websocket proxy error')
+      if (target !== undefined && 'destroy' in target) (target as Duplex).destroy()
+    })
+
+    const l = config.listen
+    this.server = createServer({
+      keepAliveTimeout: l.keepAliveTimeoutMs,
+      headersTimeout: l.headersTimeoutMs,
+      requestTimeout: l.requestTimeoutMs,
+      maxHeaderSize: l.maxHeaderSize,
+      // Never loosen the parser: llhttp's strictness is what rejects CL+TE smuggling (RFC 9112 §6.3).
+      insecureHTTPParser: false
+    }, this.#onRequest)
+    this.server.on('upgrade', this.#onUpgrade)
+    this.server.on('clientError', this.#onClientError)
+  }
+
+  /** Applies the reloadable parts of a new config (SIGHUP): primary upstream, headers, access log. */
+  reload (config: Config): void {
+    if (config.primary.url !== this.#primaryUrl) {
+      const old = this.#pool
+      this.#pool = createUpstreamPool({
+        url: config.primary.url,
+        connections: config.primary.connections,
+        connectTimeoutMs: config.primary.connectTimeoutMs,
+        keepAliveTimeoutMs: config.primary.keepAliveTimeoutMs
+      })
+      this.#primaryUrl = config.primary.url
+      void old.close().catch(() => {})
+    }
+    this.#timeoutMs = config.primary.timeoutMs
+    this.#headerOpts = headerOptions(config)
+    this.#accessLog = config.log.access
+  }
+
+  get primaryUrl (): string {
+    return this.#primaryUrl
+  }
+
+  get inflight (): number {
+    return this.#inflight
+  }
+
+  #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const start = performance.now()
+    const opts = this.#headerOpts
+    const requestId = requestIdFor(req.headers[opts.requestIdHeader])
+    this.#inflight++
+    this.#metrics.inflight.inc()
+    const h = new ForwardHandler(req, res, requestId, start, opts, this)
+    if (this.#draining) res.shouldKeepAlive = false
+    const url = req.url ?? '/'
+    if (url.charCodeAt(0) !== 47 /* '/' */) {
+      // Absolute-form and authority-form targets are for forward proxies (RFC 9112 §3.2.2).
+      sendError(res, new PenumbraError('PENUMBRA_BAD_REQUEST', 'the request target must be a path'), requestId, opts.requestIdHeader)
+      h.status = 400
+      return
+    }
+    const headers = upstreamRequestHeaders(req, requestId, opts)
+    let body: NodeJS.ReadableStream | null = hasRequestBody(req) ? req : null
+    const method = req.method ?? 'GET'
+    if (this.#shadows.runtimes.length > 0 && method !== 'HEAD') {
+      const planned = this.#shadows.plan(req, requestId, headers, body as IncomingMessage | null)
+      if (planned !== null) {
+        h.tap = planned.job
+        body = planned.body
+      }
+    }
+    try {
+      this.#pool.dispatch({
+        method: method as Dispatcher.HttpMethod,
+        path: url,
+        headers,
+        body: body as Dispatcher.DispatchOptions['body'],
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+        // RFC 9112 §9.3.1: a proxy MUST NOT retry non-idempotent requests on its own.
+        idempotent: false
+      }, h)
+    } catch (err) {
+      // undici validates the request synchronously (e.g. a header value it cannot send).
+      const e = err as Error & { code?: string }
+      if (e.code === 'UND_ERR_INVALID_ARG' || e.code === 'UND_ERR_NOT_SUPPORTED') {
+        h.errorReason = 'other'
+        h.status = 400
+        h.tap?.onPrimaryError('other')
+        sendError(res, new PenumbraError('PENUMBRA_BAD_REQUEST', e.message), requestId, opts.requestIdHeader)
+      } else {
+        h.onResponseError(null, e)
+      }
+    }
+  }
+
+  exchangeDone (h: ForwardHandler): void {
+    this.#inflight--
+    const m = this.#metrics
+    m.inflight.dec()
+    const seconds = (performance.now() - h.start) / 1000
+    const status = h.errorReason === 'aborted' && !h.res.headersSent ? 499 : (h.status === 0 ? 499 : h.status)
+    m.requests.inc({ method: methodLabel(h.req.method ?? 'GET'), code: String(status) })
+    m.requestDuration.observe(seconds)
+    if (h.upstreamMs >= 0 && h.errorReason === null) m.upstreamDuration.observe({ upstream: 'primary' }, h.upstreamMs / 1000)
+    if (h.errorReason !== null) m.upstreamErrors.inc({ upstream: 'primary', reason: h.errorReason })
+    if (this.#accessLog) {
+      this.#log.info({
+        method: h.req.method,
+        path: h.req.url,
+        status,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        requestId: h.requestId,
+        upstream: 'primary',
+        ...(h.errorReason !== null ? { error: h.errorReason } : undefined)
+      }, 'access')
+    }
+    if (this.#inflight === 0 && this.#idle.length > 0) {
+      const waiters = this.#idle
+      this.#idle = []
+      for (const w of waiters) w()
+    }
+  }
+
+  #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => {}) // a reset client socket must not crash the process
+    if (this.#draining) { socket.destroy(); return }
+    this.#ws.ws(req, socket, head, { target: this.#primaryUrl })
+  }
+
+  #onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
+    // Malformed requests (including CL+TE conflicts rejected by llhttp) get a status and a
+    // closed connection; they never reach the primary and never crash the process.
+    if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
+    const line = CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? '400 Bad Request'
+    this.#metrics.requests.inc({ method: 'OTHER', code: line.slice(0, 3) })
+    socket.end(`HTTP/1.1 ${line}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+  }
+
+  listen (host: string, port: number): Promise<void> {
+    return listenOn(this.server, host, port, 'listen')
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish until `deadline` (ms since epoch), then
+   * closes what is left, and the pool.
+   */
+  async close (deadline: number): Promise<void> {
+    this.#draining = true
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    this.server.closeIdleConnections()
+    if (this.#inflight > 0) {
+      const wait = deadline - Date.now()
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(0, wait))
+        this.#idle.push(() => { clearTimeout(t); resolve() })
+      })
+    }
+    this.server.closeAllConnections()
+    await closed
+    this.#ws.close()
+    await this.#pool.close().catch(() => {})
+  }
+}
+
+function headerOptions (config: Config): RequestHeaderOptions {
+  return {
+    via: config.proxy.via,
+    xForwarded: config.proxy.xForwarded,
+    requestIdHeader: config.proxy.requestIdHeader,
+    preserveHost: config.primary.preserveHost
+  }
+}
+
+/** Listens, turning EADDRINUSE into an error that names the port and its config key. */
+export function listenOn (server: Server, host: string, port: number, key: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      if (err.code === 'EADDRINUSE') reject(new Error(`${key}.port: ${host}:${port} is already in use (EADDRINUSE)`))
+      else if (err.code === 'EACCES') reject(new Error(`${key}.port: no permission to listen on ${host}:${port} (EACCES)`))
+      else if (err.code === 'EADDRNOTAVAIL') reject(new Error(`${key}.host: ${host} is not an address of this machine (EADDRNOTAVAIL)`))
+      else reject(err)
+    }
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+}

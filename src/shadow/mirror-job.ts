@@ -1,0 +1,197 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Dispatcher } from 'undici'
+import type { PrimaryTap } from '../proxy/forward-handler.js'
+import type { UpstreamErrorReason } from '../proxy/upstream-error.js'
+import type { CapturedResponse } from '../compare/types.js'
+import type { ShadowRuntime } from './shadow-runtime.js'
+import { ShadowCall, type ShadowCallOwner, type ShadowResult } from './shadow-call.js'
+
+/** Where a finished job goes: the comparison stage (off the client path) and bookkeeping. */
+export interface MirrorJobSink {
+  jobDone (job: MirrorJob): void
+  callStarted (call: ShadowCall): void
+  callEnded (call: ShadowCall): void
+}
+
+/** What the primary did for a mirrored request. */
+export interface PrimaryCapture {
+  response: CapturedResponse | null
+  error: UpstreamErrorReason | null
+}
+
+/**
+ * The join record of one mirrored request (design.md step 5): it watches the primary response
+ * (as a PrimaryTap, keeping a copy up to `captureLimit`), fires each shadow once the request body
+ * copy is complete, and hands itself to the sink when the primary and every shadow are done.
+ * Shadow results are values; nothing here throws into the request path.
+ */
+export class MirrorJob implements PrimaryTap, ShadowCallOwner {
+  readonly requestId: string
+  readonly method: string
+  readonly url: string
+  readonly requestHeaders: IncomingHttpHeaders
+  /** The targets; index i of `results` belongs to `targets[i]`. The last may be the noise replay. */
+  readonly targets: ShadowRuntime[]
+  readonly results: Array<ShadowResult | undefined>
+  /** True when the last target is a primary-vs-primary noise replay. */
+  readonly noise: boolean
+  requestBody: Buffer | null = null
+  primary: PrimaryCapture = { response: null, error: null }
+
+  readonly #upstreamHeaders: string[]
+  readonly #captureLimit: number
+  readonly #sink: MirrorJobSink
+  readonly #calls: Array<ShadowCall | null>
+  #pending: number
+  #status = 0
+  #headers: IncomingHttpHeaders = {}
+  #chunks: Buffer[] = []
+  #bytes = 0
+  #truncated = false
+  #primaryDone = false
+
+  constructor (init: {
+    requestId: string
+    method: string
+    url: string
+    requestHeaders: IncomingHttpHeaders
+    upstreamHeaders: string[]
+    targets: ShadowRuntime[]
+    noise: boolean
+    captureLimit: number
+    sink: MirrorJobSink
+  }) {
+    this.requestId = init.requestId
+    this.method = init.method
+    this.url = init.url
+    this.requestHeaders = init.requestHeaders
+    this.#upstreamHeaders = init.upstreamHeaders
+    this.targets = init.targets
+    this.noise = init.noise
+    this.#captureLimit = init.captureLimit
+    this.#sink = init.sink
+    this.results = new Array(init.targets.length).fill(undefined)
+    this.#calls = new Array(init.targets.length).fill(null)
+    this.#pending = init.targets.length + 1 // + the primary
+  }
+
+  // -- the request body ----------------------------------------------------------------------
+
+  /** The body copy is complete (null: no body): send every shadow its copy now. */
+  bodyReady (body: Buffer | null): void {
+    this.requestBody = body
+    for (let i = 0; i < this.targets.length; i++) {
+      const rt = this.targets[i]!
+      if (body !== null && body.length > rt.cfg.maxBodyBytes) {
+        rt.skip('body_too_large')
+        this.#drop(i)
+        continue
+      }
+      this.#send(i, rt, body)
+    }
+  }
+
+  /** The body outgrew the copy limit, or the client upload failed: no shadow is sent. */
+  bodyFailed (tooLarge: boolean): void {
+    for (let i = 0; i < this.targets.length; i++) {
+      if (tooLarge) this.targets[i]!.skip('body_too_large')
+      this.#drop(i)
+    }
+  }
+
+  #send (i: number, rt: ShadowRuntime, body: Buffer | null): void {
+    const headers: string[] = []
+    const src = this.#upstreamHeaders
+    const rewriteBody = rt.rewrite.rewritesBody && body !== null
+    for (let k = 0; k < src.length; k += 2) {
+      const lower = src[k]!.toLowerCase()
+      // The shadow's Host is its own (undici sets it from the pool origin); undici frames the
+      // (possibly rewritten) body itself, so the client's framing headers do not apply.
+      if (lower === 'host' || lower === 'content-length' || rt.removeHeaders.has(lower)) continue
+      headers.push(src[k]!, src[k + 1]!)
+    }
+    for (const [name, value] of rt.setHeaders) headers.push(name, value)
+    headers.push('x-penumbra-shadow', rt.name)
+    rt.counters.mirrored++
+    const call = new ShadowCall(this, i, rt.cfg.maxResponseBytes, rt.cfg.timeoutMs)
+    this.#calls[i] = call
+    this.#sink.callStarted(call)
+    call.dispatch(rt.pool, {
+      method: this.method as Dispatcher.HttpMethod,
+      path: rt.rewrite.path(this.url),
+      headers,
+      body: rewriteBody ? rt.rewrite.body(body) : body,
+      headersTimeout: rt.cfg.timeoutMs,
+      bodyTimeout: rt.cfg.timeoutMs
+    })
+  }
+
+  /** A target that will not be sent: give back its semaphore place and stop waiting for it. */
+  #drop (i: number): void {
+    this.targets[i]!.release()
+    this.#step()
+  }
+
+  // -- ShadowCallOwner -----------------------------------------------------------------------
+
+  shadowResult (index: number, result: ShadowResult): void {
+    this.results[index] = result
+    this.#step()
+  }
+
+  shadowReleased (index: number): void {
+    this.targets[index]!.release()
+    const call = this.#calls[index]
+    if (call != null) {
+      this.#calls[index] = null
+      this.#sink.callEnded(call)
+    }
+  }
+
+  // -- PrimaryTap ----------------------------------------------------------------------------
+
+  onPrimaryStart (status: number, headers: IncomingHttpHeaders): void {
+    this.#status = status
+    this.#headers = headers
+  }
+
+  onPrimaryData (chunk: Buffer): void {
+    if (this.#truncated) return
+    if (this.#bytes + chunk.length > this.#captureLimit) {
+      this.#truncated = true
+      this.#chunks = []
+      return
+    }
+    this.#chunks.push(chunk)
+    this.#bytes += chunk.length
+  }
+
+  onPrimaryEnd (durationMs: number): void {
+    if (this.#primaryDone) return
+    this.#primaryDone = true
+    this.primary = {
+      response: {
+        status: this.#status,
+        headers: this.#headers,
+        body: this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes),
+        truncated: this.#truncated,
+        durationMs
+      },
+      error: null
+    }
+    this.#chunks = []
+    this.#step()
+  }
+
+  onPrimaryError (reason: UpstreamErrorReason): void {
+    if (this.#primaryDone) return
+    this.#primaryDone = true
+    this.primary = { response: null, error: reason }
+    this.#chunks = []
+    this.#step()
+  }
+
+  #step (): void {
+    if (--this.#pending === 0) this.#sink.jobDone(this)
+  }
+}

@@ -1,0 +1,122 @@
+import type { Pool } from 'undici'
+import type { CompareConfig, ShadowConfig } from '../config/schema.js'
+import type { Metrics } from '../metrics/metrics.js'
+import { createUpstreamPool } from '../proxy/upstream.js'
+import { compilePathGlob, parseSampleBy, type SampleBy } from './sampler.js'
+import { RequestRewrite } from './rewrite.js'
+
+/** Reasons of `penumbra_shadow_skipped_total`. */
+export type SkipReason = 'concurrency' | 'body_too_large' | 'not_matched' | 'disabled' | 'response_too_large'
+
+/** Counters kept per shadow for `GET /shadows` and `GET /report` (cheap plain numbers). */
+export interface ShadowCounters {
+  mirrored: number
+  ok: number
+  error: number
+  timeout: number
+  skipped: Record<SkipReason, number>
+}
+
+/** Runtime state that PATCH /shadows/:name changes without a restart. */
+export interface ShadowState {
+  sampleRate: number
+  enabled: boolean
+}
+
+/**
+ * One shadow: its validated config (immutable), its own undici Pool, the compiled match rules
+ * and rewrites, and the runtime state and counters. Built once per config load.
+ */
+export class ShadowRuntime {
+  readonly name: string
+  readonly cfg: ShadowConfig
+  readonly compare: CompareConfig
+  readonly pool: Pool
+  readonly sampleBy: SampleBy
+  readonly rewrite: RequestRewrite
+  readonly setHeaders: Array<[string, string]>
+  readonly removeHeaders: Set<string>
+  readonly #methods: Set<string>
+  readonly #paths: RegExp[] | null
+  readonly #metrics: Metrics
+
+  sampleRate: number
+  enabled: boolean
+  /** undici requests of this shadow in flight: the `maxConcurrency` semaphore. */
+  inflight = 0
+  readonly counters: ShadowCounters = {
+    mirrored: 0, ok: 0, error: 0, timeout: 0,
+    skipped: { concurrency: 0, body_too_large: 0, not_matched: 0, disabled: 0, response_too_large: 0 }
+  }
+
+  /** The noise replay to the primary: same isolation rules, but no per-shadow metric series. */
+  readonly internal: boolean
+
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { state?: ShadowState, internal?: boolean } = {}) {
+    const state = opts.state
+    this.internal = opts.internal === true
+    this.name = cfg.name
+    this.cfg = cfg
+    this.compare = compare
+    this.#metrics = metrics
+    this.sampleRate = state?.sampleRate ?? cfg.sampleRate
+    this.enabled = state?.enabled ?? cfg.enabled
+    this.sampleBy = parseSampleBy(cfg.sampleBy)
+    this.rewrite = new RequestRewrite(cfg.rewrite)
+    this.setHeaders = Object.entries(cfg.headers.set)
+    this.removeHeaders = new Set(cfg.headers.remove)
+    this.#methods = new Set(cfg.match.methods)
+    this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
+    this.pool = createUpstreamPool({
+      url: cfg.url,
+      connections: cfg.connections ?? cfg.maxConcurrency,
+      connectTimeoutMs: cfg.connectTimeoutMs
+    })
+    if (!this.internal) metrics.initShadow(this.name)
+  }
+
+  /** Method and path (query excluded) match `match.methods` and `match.paths`. */
+  matches (method: string, path: string): boolean {
+    if (!this.#methods.has(method)) return false
+    if (this.#paths === null) return true
+    for (const re of this.#paths) if (re.test(path)) return true
+    return false
+  }
+
+  skip (reason: SkipReason): void {
+    this.counters.skipped[reason]++
+    if (!this.internal) this.#metrics.shadowSkipped.inc({ shadow: this.name, reason })
+  }
+
+  /** Takes one place of the `maxConcurrency` semaphore; false (and counted) when full. Never queues. */
+  tryAcquire (): boolean {
+    if (this.inflight >= this.cfg.maxConcurrency) {
+      this.skip('concurrency')
+      return false
+    }
+    this.inflight++
+    if (!this.internal) this.#metrics.shadowInflight.inc({ shadow: this.name })
+    return true
+  }
+
+  release (): void {
+    this.inflight--
+    if (!this.internal) this.#metrics.shadowInflight.dec({ shadow: this.name })
+  }
+
+  /** Runtime state and counters, as the report shows them. */
+  view (): { state: ShadowState, counters: ShadowCounters } {
+    return { state: { enabled: this.enabled, sampleRate: this.sampleRate }, counters: this.counters }
+  }
+
+  /** Config, state and counters for `GET /shadows`. */
+  describe (): Record<string, unknown> {
+    return {
+      name: this.name,
+      url: this.cfg.url,
+      state: { enabled: this.enabled, sampleRate: this.sampleRate, inflight: this.inflight },
+      config: this.cfg,
+      counters: this.counters
+    }
+  }
+}

@@ -1,0 +1,231 @@
+import type { IncomingMessage } from 'node:http'
+import { pipeline } from 'node:stream'
+import type { Config, ShadowConfig } from '../config/schema.js'
+import type { Metrics } from '../metrics/metrics.js'
+import { mergeCompareConfig } from '../compare/merge-config.js'
+import { ShadowRuntime, type ShadowState } from './shadow-runtime.js'
+import { MirrorJob, type MirrorJobSink } from './mirror-job.js'
+import type { ShadowCall } from './shadow-call.js'
+import { BodyTee } from './body-tee.js'
+import { sampleKey, stickyUniform } from './sampler.js'
+
+/** Receives finished mirror jobs (the comparison stage). */
+export interface JobConsumer {
+  consume (job: MirrorJob): void
+}
+
+/** The noise replay's name in reports; outside the shadow-name pattern, so it cannot collide. */
+export const NOISE_TARGET = '__primary_replay__'
+
+/**
+ * The shadows of one config load and the per-request planning (design.md step 2): which shadows
+ * want this request is decided from the head alone, so a request that no shadow wants never pays
+ * for a body copy. One uniform draw per request is shared by all random-sampled shadows, so a
+ * lower-rate shadow sees a subset of a higher-rate one's requests.
+ */
+export class ShadowSet implements MirrorJobSink {
+  runtimes: readonly ShadowRuntime[] = []
+  #byName = new Map<string, ShadowRuntime>()
+  #noise: ShadowRuntime | null = null
+  #noiseRate = 0
+  #salt = ''
+  #captureLimit = 0
+  readonly #metrics: Metrics
+  readonly #consumer: JobConsumer
+  readonly #calls = new Set<ShadowCall>()
+  #idle: Array<() => void> = []
+
+  constructor (config: Config, metrics: Metrics, consumer: JobConsumer) {
+    this.#metrics = metrics
+    this.#consumer = consumer
+    this.load(config)
+  }
+
+  /**
+   * Swaps in the shadows of a (re)loaded config in one assignment. Runtime state set through
+   * PATCH is replaced by the file's values; counters carry over for shadows that keep their name.
+   * Old pools are closed once their requests are done.
+   */
+  load (config: Config, keepState = false): void {
+    const old = this.#byName
+    const next: ShadowRuntime[] = []
+    const byName = new Map<string, ShadowRuntime>()
+    for (const cfg of config.shadows) {
+      const prev = old.get(cfg.name)
+      const state: ShadowState | undefined = keepState && prev !== undefined ? { sampleRate: prev.sampleRate, enabled: prev.enabled } : undefined
+      const rt = new ShadowRuntime(cfg, mergeCompareConfig(config.compare, cfg.compare), this.#metrics, { state })
+      if (prev !== undefined) Object.assign(rt.counters, prev.counters)
+      next.push(rt)
+      byName.set(cfg.name, rt)
+    }
+    const noise = config.compare.noise
+    const oldNoise = this.#noise
+    this.#noise = noise.enabled && next.length > 0
+      ? new ShadowRuntime(noiseTargetConfig(config), config.compare, this.#metrics, { internal: true })
+      : null
+    this.#noiseRate = noise.sampleRate
+    this.#salt = config.sampling.salt
+    let limit = 0
+    for (const rt of next) limit = Math.max(limit, rt.compare.maxBodyBytes)
+    this.#captureLimit = limit
+    this.runtimes = next
+    this.#byName = byName
+    for (const rt of old.values()) void rt.pool.close().catch(() => {})
+    if (oldNoise !== null) void oldNoise.pool.close().catch(() => {})
+  }
+
+  get (name: string): ShadowRuntime | undefined {
+    return this.#byName.get(name)
+  }
+
+  /**
+   * Decides, from the request head, which shadows get a copy; returns the join record and the
+   * body to forward to the primary (the client's stream, or a tee that copies it), or null when
+   * no shadow wants the request.
+   */
+  plan (req: IncomingMessage, requestId: string, upstreamHeaders: string[], body: IncomingMessage | null): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
+    const list = this.runtimes
+    if (list.length === 0) return null
+    const method = req.method ?? 'GET'
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    const declared = body === null ? 0 : contentLength(req)
+    let u = -1
+    let targets: ShadowRuntime[] | null = null
+    let bodyLimit = 0
+    for (let i = 0; i < list.length; i++) {
+      const rt = list[i]!
+      if (!rt.matches(method, path)) { rt.skip('not_matched'); continue }
+      if (!rt.enabled) { rt.skip('disabled'); continue }
+      let draw: number
+      if (rt.sampleBy.kind === 'random') {
+        if (u < 0) u = Math.random()
+        draw = u
+      } else {
+        const key = sampleKey(rt.sampleBy, req)
+        if (key === undefined) continue // sticky mode: a request without the key is not mirrored
+        draw = stickyUniform(this.#salt, key)
+      }
+      if (draw >= rt.sampleRate) continue
+      if (declared > rt.cfg.maxBodyBytes) { rt.skip('body_too_large'); continue }
+      if (!rt.tryAcquire()) continue
+      ;(targets ??= []).push(rt)
+      if (rt.cfg.maxBodyBytes > bodyLimit) bodyLimit = rt.cfg.maxBodyBytes
+    }
+    if (targets === null) return null
+    let noise = false
+    const nt = this.#noise
+    if (nt !== null && Math.random() < this.#noiseRate && declared <= nt.cfg.maxBodyBytes && nt.tryAcquire()) {
+      targets.push(nt)
+      noise = true
+    }
+    const job = new MirrorJob({
+      requestId,
+      method,
+      url,
+      requestHeaders: req.headers,
+      upstreamHeaders,
+      targets,
+      noise,
+      captureLimit: this.#captureLimit,
+      sink: this
+    })
+    if (body === null) {
+      job.bodyReady(null)
+      return { job, body: null }
+    }
+    const tee = new BodyTee(bodyLimit)
+    // pipeline: a client abort destroys the tee too, so undici sees the error and the primary
+    // request is cancelled; the shadows are then never sent.
+    pipeline(body, tee, (err) => {
+      if (err != null) job.bodyFailed(false)
+      else {
+        const copy = tee.copy()
+        if (copy === null) job.bodyFailed(true)
+        else job.bodyReady(copy)
+      }
+    })
+    return { job, body: tee }
+  }
+
+  // -- MirrorJobSink -------------------------------------------------------------------------
+
+  jobDone (job: MirrorJob): void {
+    const m = this.#metrics
+    for (let i = 0; i < job.targets.length; i++) {
+      const r = job.results[i]
+      if (r === undefined) continue
+      const rt = job.targets[i]!
+      if (rt.internal) {
+        m.noiseRequests.inc({ outcome: r.outcome })
+        continue
+      }
+      rt.counters[r.outcome]++
+      m.shadowRequests.inc({ shadow: rt.name, outcome: r.outcome })
+      if (r.outcome === 'ok') m.upstreamDuration.observe({ upstream: rt.name }, r.durationMs / 1000)
+      else m.upstreamErrors.inc({ upstream: rt.name, reason: r.reason ?? 'other' })
+      if (r.response?.truncated === true) rt.skip('response_too_large')
+    }
+    this.#consumer.consume(job)
+  }
+
+  callStarted (call: ShadowCall): void {
+    this.#calls.add(call)
+  }
+
+  callEnded (call: ShadowCall): void {
+    this.#calls.delete(call)
+    if (this.#calls.size === 0 && this.#idle.length > 0) {
+      const waiters = this.#idle
+      this.#idle = []
+      for (const w of waiters) w()
+    }
+  }
+
+  /** Mirrored requests still in flight. */
+  get inflight (): number {
+    return this.#calls.size
+  }
+
+  /**
+   * Graceful shutdown: waits for in-flight shadow requests until `deadline` (ms since epoch),
+   * then abandons the rest, and closes the pools.
+   */
+  async close (deadline: number): Promise<void> {
+    if (this.#calls.size > 0) {
+      const wait = deadline - Date.now()
+      if (wait > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, wait)
+          this.#idle.push(() => { clearTimeout(t); resolve() })
+        })
+      }
+      for (const call of [...this.#calls]) call.abandon()
+    }
+    const pools = this.runtimes.map((rt) => rt.pool.destroy().catch(() => {}))
+    if (this.#noise !== null) pools.push(this.#noise.pool.destroy().catch(() => {}))
+    await Promise.all(pools)
+  }
+}
+
+function contentLength (req: IncomingMessage): number {
+  const cl = req.headers['content-length']
+  return cl === undefined ? 0 : Number(cl)
+}
+
+/** The noise replay target: the primary again, under the shadow isolation rules. */
+function noiseTargetConfig (config: Config): ShadowConfig {
+  const first = config.shadows[0]!
+  return {
+    ...first,
+    name: NOISE_TARGET,
+    url: config.primary.url,
+    enabled: true,
+    sampleRate: 1,
+    sampleBy: 'random',
+    headers: { set: {}, remove: [] },
+    rewrite: undefined,
+    compare: undefined
+  }
+}
