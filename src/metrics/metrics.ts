@@ -44,7 +44,12 @@ export class Metrics {
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
     const registry = this.registry = new Registry()
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: registry })
+      // prom-client names these gauges with a counter's `_total` suffix, which `promtool check
+      // metrics` rejects; the same numbers stay available per type (nodejs_active_handles, …).
+      for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(n)
+    }
     const r = [registry]
 
     this.requests = new Counter({ name: 'penumbra_requests_total', help: 'Client requests answered, by method and status code.', labelNames: ['method', 'code'], registers: r })
