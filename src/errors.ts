@@ -13,8 +13,6 @@ export const ErrorCodes = {
   PENUMBRA_LOOP_DETECTED: 508,
   /** The request could not be forwarded as sent (e.g. an invalid header for the upstream). */
   PENUMBRA_BAD_REQUEST: 400,
-  /** The proxy is shutting down and takes no new requests. */
-  PENUMBRA_SHUTTING_DOWN: 503,
   /** A bug in penumbra itself. */
   PENUMBRA_INTERNAL: 500,
   /** Invalid configuration: the process exits with code 2 before listening. */

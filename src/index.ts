@@ -16,8 +16,18 @@ export { loadConfigFile, validateConfig, ConfigError } from './config/load.js'
 export { PenumbraError, ErrorCodes } from './errors.js'
 export { stickyUniform } from './shadow/sampler.js'
 
-/** penumbra's version, from package.json. */
-export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version
+/** penumbra's version, from package.json (one level up from dist/, two from the test build). */
+export const VERSION: string = readVersion()
+
+function readVersion (): string {
+  const require = createRequire(import.meta.url)
+  for (const p of ['../package.json', '../../package.json']) {
+    try {
+      return (require(p) as { version: string }).version
+    } catch {}
+  }
+  return '0.0.0'
+}
 
 /** Options of an embedded penumbra. */
 export interface PenumbraOptions {

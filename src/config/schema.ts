@@ -123,7 +123,8 @@ const sampleBy = z.string().regex(/^(random|(header|cookie|query):[!#$%&'*+.^_`|
   'must be random, header:<name>, cookie:<name> or query:<name>')
 
 const shadow = z.strictObject({
-  name: z.string().regex(/^[a-z0-9_-]{1,32}$/, 'must match [a-z0-9_-]{1,32}'),
+  name: z.string().regex(/^[a-z0-9_-]{1,32}$/, 'must match [a-z0-9_-]{1,32}')
+    .refine((n) => n !== 'primary', 'must not be "primary" (the primary\'s upstream label)'),
   url: upstreamUrl,
   enabled: z.boolean().default(true),
   sampleRate: z.number().min(0, 'must be within 0..1').max(1, 'must be within 0..1').default(1),
@@ -178,6 +179,8 @@ export const configSchema = z.strictObject({
     /** The pseudonym in `Via` (RFC 9110 §7.6.3). */
     via: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an RFC 9110 token').default('penumbra'),
     requestIdHeader: headerName.default('x-request-id'),
+    /** Answer 508 when our own `via` pseudonym is already in the request's Via (a loop). */
+    loopDetection: z.boolean().default(true),
     xForwarded: z.boolean().default(true)
   }).prefault({}),
   sampling: z.strictObject({
@@ -200,6 +203,10 @@ export const configSchema = z.strictObject({
   shutdown: z.strictObject({ timeoutMs: positiveMs.default(10_000) }).prefault({}),
   workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1)
 }).superRefine((cfg, ctx) => {
+  const p = URL.canParse(cfg.primary?.url) ? new URL(cfg.primary.url) : null
+  const self = p !== null && cfg.listen.port !== 0 && Number(p.port || (p.protocol === 'https:' ? 443 : 80)) === cfg.listen.port &&
+    (p.hostname === cfg.listen.host || (['127.0.0.1', 'localhost', '[::1]'].includes(p.hostname) && ['127.0.0.1', 'localhost', '0.0.0.0', '::'].includes(cfg.listen.host)))
+  if (self) ctx.addIssue({ code: 'custom', path: ['primary', 'url'], message: 'points at penumbra itself (listen.host:listen.port): a request loop' })
   if (cfg.admin.enabled && cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.host === cfg.listen.host) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port' })
   }

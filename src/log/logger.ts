@@ -16,11 +16,14 @@ export function createLogger (opts: { level: string, redact?: string[], sync?: b
     ...ALWAYS_REDACTED.map((h) => `headers["${h}"]`),
     ...(opts.redact ?? [])
   ]
-  return pino({
+  const logger = pino({
     level: opts.level,
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths, censor: '[REDACTED]' },
     formatters: { level: (label) => ({ level: label }) }
   }, pino.destination({ dest: opts.destination ?? 1, sync: opts.sync ?? false, minLength: opts.sync === true ? 0 : 4096 }))
+  // The 4 KiB buffer batches writes under load; at low traffic a line must not wait for it.
+  if (opts.sync !== true) setInterval(() => logger.flush(), 1000).unref()
+  return logger
 }

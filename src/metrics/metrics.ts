@@ -83,6 +83,7 @@ export class Metrics {
     for (const outcome of ['match', 'mismatch', 'shadow_error', 'shadow_timeout', 'unparseable']) this.comparisons.inc({ shadow, outcome }, 0)
     this.instancesCompared.inc({ shadow }, 0)
     this.instanceDisagreements.inc({ shadow }, 0)
-    this.shadowInflight.set({ shadow }, 0)
+    // inc by 0, not set(0): a reload must not reset the gauge under calls still in flight.
+    this.shadowInflight.inc({ shadow }, 0)
   }
 }

@@ -35,7 +35,8 @@ export function classifyUpstreamError (err: Error & { code?: string }): Upstream
     case 'UND_ERR_INFO':
       return 'bad_response'
   }
-  if (code.startsWith('HPE_')) return 'bad_response'
+  // undici's HTTPParserError carries the llhttp error in its message, not always in `code`.
+  if (code.startsWith('HPE_') || err.name === 'HTTPParserError') return 'bad_response'
   if (err.name === 'AbortError') return 'aborted'
   return 'other'
 }

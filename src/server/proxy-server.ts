@@ -29,7 +29,7 @@ export class ProxyServer implements ExchangeSink {
   #pool: Pool
   #primaryUrl: string
   #timeoutMs: number
-  #headerOpts: RequestHeaderOptions
+  #headerOpts: RequestHeaderOptions & { loopDetection: boolean }
   #accessLog: boolean
   readonly #metrics: Metrics
   readonly #log: Logger
@@ -37,6 +37,8 @@ export class ProxyServer implements ExchangeSink {
   readonly #ws: httpProxy
   #draining = false
   #inflight = 0
+  /** Upgraded (WebSocket) sockets: server.close() waits for them, closeAllConnections() does not see them. */
+  readonly #upgraded = new Set<Duplex>()
   #idle: Array<() => void> = []
 
   constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet) {
@@ -116,6 +118,12 @@ export class ProxyServer implements ExchangeSink {
       h.status = 400
       return
     }
+    if (opts.loopDetection && viaNames(req.headers.via, opts.via)) {
+      // RFC 9110 §7.6.3: our own pseudonym in Via means this request already passed here.
+      sendError(res, new PenumbraError('PENUMBRA_LOOP_DETECTED', `the request already passed through "${opts.via}" (Via); give chained proxies distinct proxy.via names`), requestId, opts.requestIdHeader)
+      h.status = 508
+      return
+    }
     const headers = upstreamRequestHeaders(req, requestId, opts)
     let body: NodeJS.ReadableStream | null = hasRequestBody(req) ? req : null
     const method = req.method ?? 'GET'
@@ -164,7 +172,7 @@ export class ProxyServer implements ExchangeSink {
     if (this.#accessLog) {
       this.#log.info({
         method: h.req.method,
-        path: h.req.url,
+        path: pathOnly(h.req.url), // the query may carry secrets (api_key=...): never logged
         status,
         durationMs: Math.round(seconds * 1e6) / 1e3,
         requestId: h.requestId,
@@ -182,6 +190,8 @@ export class ProxyServer implements ExchangeSink {
   #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => {}) // a reset client socket must not crash the process
     if (this.#draining) { socket.destroy(); return }
+    this.#upgraded.add(socket)
+    socket.once('close', () => this.#upgraded.delete(socket))
     this.#ws.ws(req, socket, head, { target: this.#primaryUrl })
   }
 
@@ -214,14 +224,32 @@ export class ProxyServer implements ExchangeSink {
       })
     }
     this.server.closeAllConnections()
+    for (const s of this.#upgraded) s.destroy()
     await closed
     this.#ws.close()
     await this.#pool.close().catch(() => {})
   }
 }
 
-function headerOptions (config: Config): RequestHeaderOptions {
+function pathOnly (url: string | undefined): string {
+  if (url === undefined) return '/'
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+/** True when a `Via` entry (`protocol received-by [comment]`) was received by `pseudonym`. */
+function viaNames (via: string | string[] | undefined, pseudonym: string): boolean {
+  if (via === undefined) return false
+  for (const entry of (Array.isArray(via) ? via.join(',') : via).split(',')) {
+    const parts = entry.trim().split(/\s+/)
+    if (parts[1] === pseudonym) return true
+  }
+  return false
+}
+
+function headerOptions (config: Config): RequestHeaderOptions & { loopDetection: boolean } {
   return {
+    loopDetection: config.proxy.loopDetection,
     via: config.proxy.via,
     xForwarded: config.proxy.xForwarded,
     requestIdHeader: config.proxy.requestIdHeader,

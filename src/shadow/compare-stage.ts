@@ -35,7 +35,6 @@ export class CompareStage implements JobConsumer {
   #maxPending: number
   #queue: MirrorJob[] = []
   #scheduled = false
-  #isNoisy: (path: string) => boolean
 
   constructor (config: Config, metrics: Metrics, log: Logger) {
     this.#metrics = metrics
@@ -48,7 +47,6 @@ export class CompareStage implements JobConsumer {
     this.#noiseComparator = new Comparator(config.compare)
     this.#noiseEnabled = config.compare.noise.enabled
     this.#maxPending = config.compare.maxPending
-    this.#isNoisy = (path) => this.noise.isNoisy(path)
   }
 
   /** Applies a reloaded config (the store and the noise statistics are kept). */
@@ -134,7 +132,7 @@ export class CompareStage implements JobConsumer {
         primary: primary.response,
         shadowResponse: result.response!
       }
-      const res = this.#comparator(rt).compare(input, this.#noiseEnabled ? this.#isNoisy : undefined)
+      const res = this.#comparator(rt).compare(input, this.#noiseEnabled ? (p) => this.noise.isNoisy(p, rt.name) : undefined)
       this.#record(rt, input, res)
     }
   }

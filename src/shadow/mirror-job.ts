@@ -107,7 +107,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
       const lower = src[k]!.toLowerCase()
       // The shadow's Host is its own (undici sets it from the pool origin); undici frames the
       // (possibly rewritten) body itself, so the client's framing headers do not apply.
-      if (lower === 'host' || lower === 'content-length' || rt.removeHeaders.has(lower)) continue
+      if (lower === 'host' || lower === 'content-length' || rt.removeHeaders.has(lower) || rt.setHeaderNames.has(lower)) continue
       headers.push(src[k]!, src[k + 1]!)
     }
     for (const [name, value] of rt.setHeaders) headers.push(name, value)

@@ -87,7 +87,10 @@ export function compilePathGlob (glob: string): RegExp {
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!
     if (c === '*') {
-      if (glob[i + 1] === '*') { re += '.*'; i++ } else re += '[^/]*'
+      if (glob[i + 1] === '*') {
+        // `/**/` also matches zero segments (`/v1/**/infer` matches `/v1/infer`), as in gitignore.
+        if (glob[i - 1] === '/' && glob[i + 2] === '/') { re = re.slice(0, -1) + '(?:/.*)?'; i++ } else { re += '.*'; i++ }
+      } else re += '[^/]*'
     } else if (c === '?') {
       re += '[^/]'
     } else {

@@ -17,6 +17,16 @@ export interface ShadowCounters {
   skipped: Record<SkipReason, number>
 }
 
+/**
+ * What a shadow keeps across config reloads (shared by name between the old runtime and the new
+ * one): the in-flight count, so the `maxConcurrency` semaphore still holds while calls started
+ * before the reload finish, and the counters those calls still report to.
+ */
+export interface ShadowShared {
+  inflight: number
+  counters: ShadowCounters
+}
+
 /** Runtime state that PATCH /shadows/:name changes without a restart. */
 export interface ShadowState {
   sampleRate: number
@@ -42,17 +52,15 @@ export class ShadowRuntime {
 
   sampleRate: number
   enabled: boolean
-  /** undici requests of this shadow in flight: the `maxConcurrency` semaphore. */
-  inflight = 0
-  readonly counters: ShadowCounters = {
-    mirrored: 0, ok: 0, error: 0, timeout: 0,
-    skipped: { concurrency: 0, body_too_large: 0, not_matched: 0, disabled: 0, response_too_large: 0 }
-  }
+  /** In-flight count and counters, carried over reloads. */
+  readonly shared: ShadowShared
+  /** Lower-case names of `headers.set`: the client's values of these are replaced, not joined. */
+  readonly setHeaderNames: Set<string>
 
   /** The noise replay to the primary: same isolation rules, but no per-shadow metric series. */
   readonly internal: boolean
 
-  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { state?: ShadowState, internal?: boolean } = {}) {
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { state?: ShadowState, internal?: boolean, shared?: ShadowShared } = {}) {
     const state = opts.state
     this.internal = opts.internal === true
     this.name = cfg.name
@@ -64,6 +72,14 @@ export class ShadowRuntime {
     this.sampleBy = parseSampleBy(cfg.sampleBy)
     this.rewrite = new RequestRewrite(cfg.rewrite)
     this.setHeaders = Object.entries(cfg.headers.set)
+    this.setHeaderNames = new Set(Object.keys(cfg.headers.set))
+    this.shared = opts.shared ?? {
+      inflight: 0,
+      counters: {
+        mirrored: 0, ok: 0, error: 0, timeout: 0,
+        skipped: { concurrency: 0, body_too_large: 0, not_matched: 0, disabled: 0, response_too_large: 0 }
+      }
+    }
     this.removeHeaders = new Set(cfg.headers.remove)
     this.#methods = new Set(cfg.match.methods)
     this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
@@ -83,6 +99,15 @@ export class ShadowRuntime {
     return false
   }
 
+  /** undici requests of this shadow in flight: the `maxConcurrency` semaphore. */
+  get inflight (): number {
+    return this.shared.inflight
+  }
+
+  get counters (): ShadowCounters {
+    return this.shared.counters
+  }
+
   skip (reason: SkipReason): void {
     this.counters.skipped[reason]++
     if (!this.internal) this.#metrics.shadowSkipped.inc({ shadow: this.name, reason })
@@ -94,13 +119,13 @@ export class ShadowRuntime {
       this.skip('concurrency')
       return false
     }
-    this.inflight++
+    this.shared.inflight++
     if (!this.internal) this.#metrics.shadowInflight.inc({ shadow: this.name })
     return true
   }
 
   release (): void {
-    this.inflight--
+    this.shared.inflight--
     if (!this.internal) this.#metrics.shadowInflight.dec({ shadow: this.name })
   }
 

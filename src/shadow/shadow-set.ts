@@ -43,7 +43,8 @@ export class ShadowSet implements MirrorJobSink {
 
   /**
    * Swaps in the shadows of a (re)loaded config in one assignment. Runtime state set through
-   * PATCH is replaced by the file's values; counters carry over for shadows that keep their name.
+   * PATCH is replaced by the file's values; counters and the in-flight count (the concurrency
+   * semaphore) carry over for shadows that keep their name.
    * Old pools are closed once their requests are done.
    */
   load (config: Config, keepState = false): void {
@@ -53,8 +54,7 @@ export class ShadowSet implements MirrorJobSink {
     for (const cfg of config.shadows) {
       const prev = old.get(cfg.name)
       const state: ShadowState | undefined = keepState && prev !== undefined ? { sampleRate: prev.sampleRate, enabled: prev.enabled } : undefined
-      const rt = new ShadowRuntime(cfg, mergeCompareConfig(config.compare, cfg.compare), this.#metrics, { state })
-      if (prev !== undefined) Object.assign(rt.counters, prev.counters)
+      const rt = new ShadowRuntime(cfg, mergeCompareConfig(config.compare, cfg.compare), this.#metrics, { state, shared: prev?.shared })
       next.push(rt)
       byName.set(cfg.name, rt)
     }

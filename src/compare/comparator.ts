@@ -1,0 +1,153 @@
+import type { CompareConfig } from '../config/schema.js'
+import { decodeBody, headerValue, type DecodedBody } from './body.js'
+import { FORMATS, resolveFormat, type ConcreteFormat, type ResponseFormat } from './formats/index.js'
+import { InstanceComparer, InstanceTally } from './instance.js'
+import { DiffSink, JsonDiffer } from './json-diff.js'
+import { escapeSegment } from './json-pointer.js'
+import { RuleSet, type PathRuleSpec } from './rules.js'
+import type { CapturedResponse, CompareJob, CompareResult, InstanceSummary } from './types.js'
+
+/** Predicate on a normalised path (array indices as `*`): true when differences there are noise. */
+export type NoisePredicate = (normalisedPath: string) => boolean
+
+interface Engine {
+  differ: JsonDiffer
+  instances: InstanceComparer
+}
+
+/**
+ * Compares a primary and a shadow response under one (merged) compare config. Built once per
+ * config: the path rules of every format are compiled at construction, so a bad pattern fails
+ * there and a comparison only walks prepared tries.
+ *
+ * `compare` is pure and synchronous, and never throws: an internal error yields an `unparseable`
+ * result with reason `internal error` (message in `detail`). Not re-entrant (it reuses buffers);
+ * one instance per thread of control, which in Node is one per process.
+ */
+export class Comparator {
+  readonly #cfg: CompareConfig
+  readonly #engines = new Map<ConcreteFormat, Engine>()
+  readonly #headerPaths: ReadonlyArray<readonly [name: string, path: string]>
+
+  /** @throws {SyntaxError} when a pointer in `ignore` or `paths` is malformed. */
+  constructor (cfg: CompareConfig) {
+    this.#cfg = cfg
+    const user: PathRuleSpec[] = [
+      ...cfg.ignore.map((pattern) => ({ pattern, ignore: true })),
+      ...Object.entries(cfg.paths).map(([pattern, r]) => ({
+        pattern,
+        ignore: r.ignore,
+        absTol: r.numeric?.absTol,
+        relTol: r.numeric?.relTol,
+        arrays: r.arrays
+      }))
+    ]
+    const defaults = { absTol: cfg.numeric.absTol, relTol: cfg.numeric.relTol, arrays: cfg.arrays, text: false }
+    for (const f of Object.values(FORMATS)) {
+      // Format rules first: on a tie the user's (later) rule wins.
+      const differ = new JsonDiffer(new RuleSet([...f.rules, ...user], defaults), { textSimilarity: cfg.textSimilarity })
+      this.#engines.set(f.name, { differ, instances: new InstanceComparer(differ, { topK: cfg.topK, textSimilarity: cfg.textSimilarity }) })
+    }
+    this.#headerPaths = cfg.headers.map((h) => [h, '/headers/' + escapeSegment(h)] as const)
+  }
+
+  /**
+   * Compares one job. Steps: status (`/status`, when `statusCodes`), the configured headers
+   * (`/headers/<name>`), body decoding, format resolution, the body diff under the rules, and the
+   * per-instance summary. The outcome is `mismatch` when any non-noisy difference remains.
+   *
+   * A body that cannot be decoded makes the result `unparseable`, unless the statuses differ:
+   * then it is a `mismatch` on the status (an HTML 502 page from the shadow is a real finding),
+   * and the instances of a parseable side all count as disagreements.
+   *
+   * @param isNoisy optional noise predicate: differences at paths it accepts go to `noisy`.
+   */
+  compare (job: CompareJob, isNoisy?: NoisePredicate): CompareResult {
+    try {
+      return this.#compare(job, isNoisy)
+    } catch (err) {
+      return {
+        outcome: 'unparseable',
+        format: this.#cfg.format === 'auto' ? 'json' : this.#cfg.format,
+        differences: [],
+        instances: emptyInstances(),
+        reason: 'internal error',
+        detail: err instanceof Error ? err.message : String(err)
+      }
+    }
+  }
+
+  #compare (job: CompareJob, isNoisy: NoisePredicate | undefined): CompareResult {
+    const cfg = this.#cfg
+    const p = job.primary
+    const s = job.shadowResponse
+    const sink = new DiffSink({ isNoisy })
+    const statusDiffers = cfg.statusCodes && p.status !== s.status
+    if (statusDiffers) sink.add({ path: '/status', kind: 'status', primary: p.status, shadow: s.status })
+    for (const [name, path] of this.#headerPaths) {
+      const pv = headerValue(p.headers, name)
+      const sv = headerValue(s.headers, name)
+      if (pv !== sv) sink.add({ path, kind: 'header', primary: pv, shadow: sv })
+    }
+
+    const pb = decodeBody(p, cfg.maxBodyBytes)
+    // Deterministic models often answer byte for byte the same: decode once.
+    const sb = sameBytes(p, s) ? pb : decodeBody(s, cfg.maxBodyBytes)
+    const pv = pb.ok ? pb.value : undefined
+    const sv = sb.ok ? sb.value : undefined
+    const format = resolveFormat(cfg.format, job.url, pv, sv)
+
+    if (!pb.ok || !sb.ok) {
+      const reason = !pb.ok ? `primary: ${pb.reason}` : `shadow: ${(sb as Extract<DecodedBody, { ok: false }>).reason}`
+      if (!statusDiffers) {
+        return { outcome: 'unparseable', format: format.name, differences: [], instances: emptyInstances(), reason }
+      }
+      const engine = this.#engine(format)
+      engine.instances.setNoise(isNoisy)
+      const tally = new InstanceTally()
+      if (pb.ok || sb.ok) format.summarise(pv, sv, engine.instances, tally)
+      return this.#result('mismatch', format, sink, tally.summary(), isNoisy, pv, sv)
+    }
+
+    const engine = this.#engine(format)
+    engine.differ.diff(pv, sv, sink)
+    engine.instances.setNoise(isNoisy)
+    const tally = new InstanceTally()
+    let instances: InstanceSummary
+    if (format.summarise(pv, sv, engine.instances, tally)) {
+      instances = tally.summary()
+    } else {
+      instances = { compared: 1, disagreements: sink.count > 0 ? 1 : 0, scoreDeltas: [] }
+    }
+    return this.#result(sink.count > 0 ? 'mismatch' : 'match', format, sink, instances, isNoisy, pv, sv)
+  }
+
+  #engine (format: ResponseFormat): Engine {
+    return this.#engines.get(format.name) as Engine
+  }
+
+  #result (outcome: 'match' | 'mismatch', format: ResponseFormat, sink: DiffSink, instances: InstanceSummary, isNoisy: NoisePredicate | undefined, pv: unknown, sv: unknown): CompareResult {
+    const r: CompareResult = {
+      outcome,
+      format: format.name,
+      differences: sink.differences,
+      instances,
+      differenceCount: sink.count,
+      primaryBody: pv,
+      shadowBody: sv
+    }
+    if (isNoisy !== undefined) r.noisy = sink.noisy
+    return r
+  }
+}
+
+function sameBytes (p: CapturedResponse, s: CapturedResponse): boolean {
+  return p.truncated === s.truncated &&
+    p.status === s.status &&
+    headerValue(p.headers, 'content-encoding') === headerValue(s.headers, 'content-encoding') &&
+    p.body.equals(s.body)
+}
+
+function emptyInstances (): InstanceSummary {
+  return { compared: 0, disagreements: 0, scoreDeltas: [] }
+}
