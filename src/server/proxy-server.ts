@@ -45,12 +45,7 @@ export class ProxyServer implements ExchangeSink {
     this.#metrics = metrics
     this.#log = log
     this.#shadows = shadows
-    this.#pool = createUpstreamPool({
-      url: config.primary.url,
-      connections: config.primary.connections,
-      connectTimeoutMs: config.primary.connectTimeoutMs,
-      keepAliveTimeoutMs: config.primary.keepAliveTimeoutMs
-    })
+    this.#pool = primaryPool(config)
     this.#primaryUrl = config.primary.url
     this.#timeoutMs = config.primary.timeoutMs
     this.#headerOpts = headerOptions(config)
@@ -81,12 +76,7 @@ export class ProxyServer implements ExchangeSink {
   reload (config: Config): void {
     if (config.primary.url !== this.#primaryUrl) {
       const old = this.#pool
-      this.#pool = createUpstreamPool({
-        url: config.primary.url,
-        connections: config.primary.connections,
-        connectTimeoutMs: config.primary.connectTimeoutMs,
-        keepAliveTimeoutMs: config.primary.keepAliveTimeoutMs
-      })
+      this.#pool = primaryPool(config)
       this.#primaryUrl = config.primary.url
       void old.close().catch(() => {})
     }
@@ -229,6 +219,11 @@ export class ProxyServer implements ExchangeSink {
     this.#ws.close()
     await this.#pool.close().catch(() => {})
   }
+}
+
+function primaryPool (config: Config): Pool {
+  const p = config.primary
+  return createUpstreamPool({ url: p.url, connections: p.connections, connectTimeoutMs: p.connectTimeoutMs, keepAliveTimeoutMs: p.keepAliveTimeoutMs })
 }
 
 function pathOnly (url: string | undefined): string {
