@@ -38,7 +38,7 @@ export const LABEL_KEYS: ReadonlySet<string> = new Set([
 ])
 
 /** Keys whose numeric vectors are class scores (argmax, top-k), whatever their range. */
-const SCORE_KEY = /(^|_)(scores?|probabilit(y|ies)|probas?|probs?|logits?|confidences?|likelihoods?)$/i
+export const SCORE_KEY = /(^|_)(scores?|probabilit(y|ies)|probas?|probs?|logits?|confidences?|likelihoods?)$/i
 
 /** Strings with whitespace are treated as generated text (similarity), others as labels (exact). */
 const WHITESPACE = /\s/
@@ -318,16 +318,18 @@ export class InstanceComparer {
   }
 }
 
-const ROLE_NONE = 0
-const ROLE_LABEL = 1
-const ROLE_PREDICTION = 2
-type Role = typeof ROLE_NONE | typeof ROLE_LABEL | typeof ROLE_PREDICTION
+/** Key roles in an instance object (see {@link roleOf}). */
+export const ROLE_NONE = 0
+export const ROLE_LABEL = 1
+export const ROLE_PREDICTION = 2
+export type Role = typeof ROLE_NONE | typeof ROLE_LABEL | typeof ROLE_PREDICTION
 
 /** Key → role memo: the same few keys recur in every instance. Bounded, since keys come from bodies. */
 const roles = new Map<string, Role>()
 const MAX_ROLE_MEMO = 4096
 
-function roleOf (k: string): Role {
+/** The role of an instance-object key: label, prediction (scores included) or none. Memoised. */
+export function roleOf (k: string): Role {
   const known = roles.get(k)
   if (known !== undefined) return known
   const lower = k.toLowerCase()
@@ -368,7 +370,7 @@ export function argmax (v: ArrayLike<number>): number {
 }
 
 /** Writes the indices of the k largest values into out[0..k) (insertion; k is small). */
-function topIndices (v: ArrayLike<number>, k: number, out: Int32Array): void {
+export function topIndices (v: ArrayLike<number>, k: number, out: Int32Array): void {
   let filled = 0
   for (let i = 0; i < v.length; i++) {
     const x = v[i] as number

@@ -14,11 +14,17 @@ export interface PrimaryTap {
   onPrimaryData (chunk: Buffer): void
   onPrimaryEnd (durationMs: number): void
   onPrimaryError (reason: UpstreamErrorReason): void
+  /** A buffered request body is complete (see `bufferBody`). */
+  onRequestBody (body: Buffer): void
+  /** The request body never arrived completely (the client went away first). */
+  onRequestAborted (): void
 }
 
 /** Told once per exchange, when the client response is finished or abandoned. */
 export interface ExchangeSink {
   exchangeDone (ex: ForwardHandler): void
+  /** A body read with `bufferBody` is complete: dispatch it. */
+  bodyBuffered (ex: ForwardHandler, body: Buffer): void
 }
 
 const kClientClosed = Object.freeze(Object.assign(new Error('client closed the connection'), { code: 'UND_ERR_ABORTED' }))
@@ -41,9 +47,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   upstreamStart = 0
   upstreamMs = -1
   tap: PrimaryTap | null = null
+  /** The header list sent upstream (built once, shared with the shadows). */
+  headers: string[] = []
 
   #ctl: Dispatcher.DispatchController | null = null
   #sink: ExchangeSink
+  #chunks: Buffer[] | null = null
+  #bytes = 0
   #opts: RequestHeaderOptions
   #done = false
 
@@ -65,6 +75,28 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   #onDrain = (): void => { this.#ctl?.resume() }
+
+  /**
+   * Reads a small request body (Content-Length known and under the buffering limit) into one
+   * Buffer before dispatching: undici then writes head and body in one go, and a mirrored
+   * request needs no stream copy. The client's upload is read at its own pace, as with streaming.
+   */
+  bufferBody (): void {
+    this.#chunks = []
+    this.req.on('data', this.#onBodyData)
+    this.req.once('end', this.#onBodyEnd)
+  }
+
+  #onBodyData = (chunk: Buffer): void => {
+    this.#chunks!.push(chunk)
+    this.#bytes += chunk.length
+  }
+
+  #onBodyEnd = (): void => {
+    const chunks = this.#chunks!
+    this.#chunks = null
+    this.#sink.bodyBuffered(this, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes))
+  }
 
   onRequestStart (ctl: Dispatcher.DispatchController): void {
     this.#ctl = ctl
@@ -114,6 +146,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #finish (): void {
     if (this.#done) return
     this.#done = true
+    if (this.#chunks !== null) {
+      // Closed while the body was still being read: nothing was dispatched.
+      this.#chunks = null
+      this.req.off('data', this.#onBodyData)
+      this.tap?.onRequestAborted()
+    }
     this.res.off('drain', this.#onDrain)
     this.#sink.exchangeDone(this)
   }

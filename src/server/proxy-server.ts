@@ -14,6 +14,9 @@ import { sendError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
 import type { ShadowSet } from '../shadow/shadow-set.js'
 
+/** Request bodies up to this size (Content-Length known) are read whole before dispatch. */
+const BUFFER_BODY_LIMIT = 64 * 1024
+
 const CLIENT_ERROR_RESPONSES: Record<string, string> = {
   HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
   ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
@@ -114,21 +117,34 @@ export class ProxyServer implements ExchangeSink {
       h.status = 508
       return
     }
-    const headers = upstreamRequestHeaders(req, requestId, opts)
-    let body: NodeJS.ReadableStream | null = hasRequestBody(req) ? req : null
+    h.headers = upstreamRequestHeaders(req, requestId, opts)
+    const hasBody = hasRequestBody(req)
+    const small = hasBody && req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length']) <= BUFFER_BODY_LIMIT
     const method = req.method ?? 'GET'
+    let body: NodeJS.ReadableStream | null = hasBody && !small ? req : null
     if (this.#shadows.runtimes.length > 0 && method !== 'HEAD') {
-      const planned = this.#shadows.plan(req, requestId, headers, body as IncomingMessage | null)
+      const planned = this.#shadows.plan(req, requestId, h.headers, hasBody, small)
       if (planned !== null) {
         h.tap = planned.job
-        body = planned.body
+        if (planned.body !== null) body = planned.body
       }
     }
+    if (small) h.bufferBody()
+    else this.#dispatch(h, body)
+  }
+
+  bodyBuffered (h: ForwardHandler, body: Buffer): void {
+    if (h.tap !== null) h.tap.onRequestBody(body)
+    this.#dispatch(h, body)
+  }
+
+  #dispatch (h: ForwardHandler, body: NodeJS.ReadableStream | Buffer | null): void {
+    const req = h.req
     try {
       this.#pool.dispatch({
-        method: method as Dispatcher.HttpMethod,
-        path: url,
-        headers,
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        path: req.url ?? '/',
+        headers: h.headers,
         body: body as Dispatcher.DispatchOptions['body'],
         headersTimeout: this.#timeoutMs,
         bodyTimeout: this.#timeoutMs,
@@ -142,7 +158,7 @@ export class ProxyServer implements ExchangeSink {
         h.errorReason = 'other'
         h.status = 400
         h.tap?.onPrimaryError('other')
-        sendError(res, new PenumbraError('PENUMBRA_BAD_REQUEST', e.message), requestId, opts.requestIdHeader)
+        sendError(h.res, new PenumbraError('PENUMBRA_BAD_REQUEST', e.message), h.requestId, this.#headerOpts.requestIdHeader)
       } else {
         h.onResponseError(null, e)
       }

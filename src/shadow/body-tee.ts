@@ -1,5 +1,11 @@
 import { Transform, type TransformCallback } from 'node:stream'
 
+/** Told once how the copy ended. */
+export interface BodyTeeOwner {
+  bodyReady (body: Buffer): void
+  bodyFailed (tooLarge: boolean): void
+}
+
 /**
  * Passes the client's request body through to the primary unchanged while keeping a copy of it,
  * up to `limit` bytes. Past the limit the copy is dropped (the shadows are skipped), never the
@@ -8,12 +14,14 @@ import { Transform, type TransformCallback } from 'node:stream'
  */
 export class BodyTee extends Transform {
   readonly limit: number
+  readonly #owner: BodyTeeOwner
   #chunks: Buffer[] | null = []
   #bytes = 0
 
-  constructor (limit: number) {
+  constructor (limit: number, owner: BodyTeeOwner) {
     super()
     this.limit = limit
+    this.#owner = owner
   }
 
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -25,10 +33,19 @@ export class BodyTee extends Transform {
     cb(null, chunk)
   }
 
-  /** The whole body once the stream has ended; null when it grew past the limit. */
-  copy (): Buffer | null {
-    if (this.#chunks === null) return null
-    return this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes)
+  override _flush (cb: TransformCallback): void {
+    const chunks = this.#chunks
+    if (chunks === null) this.#owner.bodyFailed(true)
+    else this.#owner.bodyReady(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes))
+    this.#chunks = null
+    cb()
+  }
+
+  override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
+    // Destroyed before the end (client abort, primary failure): no shadow gets a partial body.
+    this.#owner.bodyFailed(false)
+    this.#chunks = null
+    cb(err)
   }
 
   /** Bytes seen so far (including those past the limit). */

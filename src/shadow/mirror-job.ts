@@ -49,6 +49,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
   #bytes = 0
   #truncated = false
   #primaryDone = false
+  #bodyDone = false
 
   constructor (init: {
     requestId: string
@@ -79,6 +80,8 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
 
   /** The body copy is complete (null: no body): send every shadow its copy now. */
   bodyReady (body: Buffer | null): void {
+    if (this.#bodyDone) return
+    this.#bodyDone = true
     this.requestBody = body
     for (let i = 0; i < this.targets.length; i++) {
       const rt = this.targets[i]!
@@ -93,6 +96,8 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
 
   /** The body outgrew the copy limit, or the client upload failed: no shadow is sent. */
   bodyFailed (tooLarge: boolean): void {
+    if (this.#bodyDone) return
+    this.#bodyDone = true
     for (let i = 0; i < this.targets.length; i++) {
       if (tooLarge) this.targets[i]!.skip('body_too_large')
       this.#drop(i)
@@ -189,6 +194,15 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     this.primary = { response: null, error: reason }
     this.#chunks = []
     this.#step()
+  }
+
+  onRequestBody (body: Buffer): void {
+    this.bodyReady(body)
+  }
+
+  onRequestAborted (): void {
+    this.bodyFailed(false)
+    this.onPrimaryError('aborted')
   }
 
   #step (): void {

@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http'
-import { pipeline } from 'node:stream'
 import type { Config, ShadowConfig } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { mergeCompareConfig } from '../compare/merge-config.js'
@@ -83,14 +82,14 @@ export class ShadowSet implements MirrorJobSink {
    * body to forward to the primary (the client's stream, or a tee that copies it), or null when
    * no shadow wants the request.
    */
-  plan (req: IncomingMessage, requestId: string, upstreamHeaders: string[], body: IncomingMessage | null): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
+  plan (req: IncomingMessage, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
     const list = this.runtimes
     if (list.length === 0) return null
     const method = req.method ?? 'GET'
     const url = req.url ?? '/'
     const q = url.indexOf('?')
     const path = q === -1 ? url : url.slice(0, q)
-    const declared = body === null ? 0 : contentLength(req)
+    const declared = hasBody ? contentLength(req) : 0
     let u = -1
     let targets: ShadowRuntime[] | null = null
     let bodyLimit = 0
@@ -131,21 +130,18 @@ export class ShadowSet implements MirrorJobSink {
       captureLimit: this.#captureLimit,
       sink: this
     })
-    if (body === null) {
+    if (!hasBody) {
       job.bodyReady(null)
       return { job, body: null }
     }
-    const tee = new BodyTee(bodyLimit)
-    // pipeline: a client abort destroys the tee too, so undici sees the error and the primary
-    // request is cancelled; the shadows are then never sent.
-    pipeline(body, tee, (err) => {
-      if (err != null) job.bodyFailed(false)
-      else {
-        const copy = tee.copy()
-        if (copy === null) job.bodyFailed(true)
-        else job.bodyReady(copy)
-      }
-    })
+    // A small body is read whole by the proxy server, which hands it to job.bodyReady.
+    if (buffered) return { job, body: null }
+    // A large or chunked body streams to the primary through a tee that keeps a bounded copy.
+    // pipe() rather than pipeline(): no AbortController per request (measured: ~2x the CPU of
+    // the whole mirror path on Node 20). When the client goes away, the primary request is
+    // aborted and undici destroys its body, the tee, which tells the job.
+    const tee = new BodyTee(bodyLimit, job)
+    req.pipe(tee)
     return { job, body: tee }
   }
 
