@@ -1,0 +1,250 @@
+// Report model, target evaluation and markdown rendering. Targets are evaluated and reported,
+// never asserted: the bench exits 0 on a MISS, because timings on a shared 2-core box are evidence,
+// not a test oracle.
+import type { LoadResult } from './load.js'
+
+export interface ScenarioResult {
+  id: string
+  title: string
+  body: 'small' | '1mb'
+  status: 'ok' | 'skipped' | 'failed'
+  note?: string
+  rounds: LoadResult[]
+  median: LoadResult | null
+  /** Peak memory of the proxy process (tree) under test; null for direct. */
+  rss: { sampledPeakBytes: number, hwmBytes: number } | null
+  /** Counters scraped from penumbra's admin /metrics after the last round (warm-up included). */
+  shadowStats: Record<string, number> | null
+}
+
+export interface Machine {
+  cpu: string
+  cores: number
+  node: string
+  os: string
+  memGb: number
+  penumbra: string
+  commit: string
+  autocannon: string
+  nginx: string | null
+}
+
+export interface CompareBench { medianUs: number, p99Us: number, iterations: number }
+
+export interface TargetResult { text: string, status: 'PASS' | 'MISS' | 'N/A', detail: string, informational?: boolean }
+
+export interface BenchReport {
+  generatedAt: string
+  mode: 'full' | 'quick' | 'custom'
+  command: string
+  machine: Machine
+  options: { connections: number, durationS: number, warmupS: number, rounds: number, modelDelayMs: number, requestBytes: number, largeRequestBytes: number }
+  scenarios: ScenarioResult[]
+  compareBench: CompareBench | { skipped: string }
+  targets: TargetResult[]
+  notes: string[]
+  wallClockS: number
+}
+
+/** Median of each metric independently (robust against one noisy round). */
+export function medianOf (rounds: LoadResult[]): LoadResult | null {
+  if (rounds.length === 0) return null
+  const med = (f: (r: LoadResult) => number): number => {
+    const v = rounds.map(f).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b)
+    if (v.length === 0) return Number.NaN
+    const m = Math.floor(v.length / 2)
+    return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2
+  }
+  return {
+    rps: med((r) => r.rps),
+    p50Ms: med((r) => r.p50Ms),
+    p99Ms: med((r) => r.p99Ms),
+    avgMs: med((r) => r.avgMs),
+    maxMs: med((r) => r.maxMs),
+    p50Us: med((r) => r.p50Us),
+    p99Us: med((r) => r.p99Us),
+    total: med((r) => r.total),
+    errors: med((r) => r.errors),
+    timeouts: med((r) => r.timeouts),
+    non2xx: med((r) => r.non2xx),
+    durationS: med((r) => r.durationS),
+    cpuUsPerReq: med((r) => r.cpuUsPerReq),
+    foreignCpuPct: med((r) => r.foreignCpuPct)
+  }
+}
+
+const MB = 1024 * 1024
+const peakRss = (s: ScenarioResult): number | null => s.rss === null ? null : Math.max(s.rss.sampledPeakBytes, s.rss.hwmBytes)
+
+function fmtInt (n: number): string { return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—' }
+function fmt (n: number, d: number): string { return Number.isFinite(n) ? n.toFixed(d) : '—' }
+function ratio (a: number | undefined, b: number | undefined): string {
+  return a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
+}
+
+export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBench | { skipped: string }): TargetResult[] {
+  const m = (id: string): LoadResult | undefined => scenarios.find((s) => s.id === id && s.status === 'ok')?.median ?? undefined
+  const out: TargetResult[] = []
+  const na = (text: string, why: string, informational = false): void => { out.push({ text, status: 'N/A', detail: why, informational }) }
+  const check = (text: string, ok: boolean, detail: string, informational = false): void => {
+    out.push({ text, status: ok ? 'PASS' : 'MISS', detail, informational })
+  }
+  const missing = (...ids: string[]): string | null => {
+    const gone = ids.filter((id) => m(id) === undefined)
+    return gone.length === 0 ? null : `not measured: ${gone.join(', ')}`
+  }
+  const pt = m('passthrough')
+  const us = (r: LoadResult, k: 'p50Us' | 'p99Us'): string => `${fmtInt(r[k])} µs`
+  /** CPU per request of a vs b: the contention-robust view of a req/s ratio (inverse: lower is better). */
+  const cpu = (a: LoadResult, b: LoadResult): string => Number.isFinite(a.cpuUsPerReq) && Number.isFinite(b.cpuUsPerReq)
+    ? `; CPU/request ${fmtInt(a.cpuUsPerReq)} vs ${fmtInt(b.cpuUsPerReq)} µs (${ratio(b.cpuUsPerReq, a.cpuUsPerReq)} by CPU)`
+    : ''
+
+  // 1. passthrough vs baselines
+  let why = missing('passthrough', 'http-proxy')
+  if (why !== null) na('passthrough ≥ 1.3× http-proxy req/s', why)
+  else check('passthrough ≥ 1.3× http-proxy req/s', pt!.rps >= 1.3 * m('http-proxy')!.rps, `${ratio(pt!.rps, m('http-proxy')!.rps)} (${fmtInt(pt!.rps)} vs ${fmtInt(m('http-proxy')!.rps)} req/s)${cpu(pt!, m('http-proxy')!)}`)
+  why = missing('passthrough', 'undici-minimal')
+  if (why !== null) na('passthrough ≥ 0.9× minimal undici proxy req/s', why)
+  else check('passthrough ≥ 0.9× minimal undici proxy req/s', pt!.rps >= 0.9 * m('undici-minimal')!.rps, `${ratio(pt!.rps, m('undici-minimal')!.rps)} (${fmtInt(pt!.rps)} vs ${fmtInt(m('undici-minimal')!.rps)} req/s)${cpu(pt!, m('undici-minimal')!)}`)
+  why = missing('passthrough', 'http-proxy', 'undici-minimal')
+  if (why !== null) na('passthrough p99 no worse than http-proxy and undici-minimal', why)
+  else {
+    const hp = m('http-proxy')!
+    const um = m('undici-minimal')!
+    check('passthrough p99 no worse than http-proxy and undici-minimal', pt!.p99Us <= hp.p99Us && pt!.p99Us <= um.p99Us,
+      `p99 ${us(pt!, 'p99Us')} vs http-proxy ${us(hp, 'p99Us')}, undici-minimal ${us(um, 'p99Us')} (autocannon ms: ${pt!.p99Ms} / ${hp.p99Ms} / ${um.p99Ms})`)
+  }
+
+  // 2. 100 ms shadow
+  why = missing('passthrough', 'shadow-100ms')
+  if (why !== null) {
+    na('100 ms shadow at 100%: p50 and p99 within 1.2× of passthrough', why)
+    na('100 ms shadow at 100%: throughput ≥ 0.8× passthrough', why)
+  } else {
+    const s = m('shadow-100ms')!
+    check('100 ms shadow at 100%: p50 and p99 within 1.2× of passthrough', s.p50Us <= 1.2 * pt!.p50Us && s.p99Us <= 1.2 * pt!.p99Us,
+      `p50 ${ratio(s.p50Us, pt!.p50Us)} (${us(s, 'p50Us')} vs ${us(pt!, 'p50Us')}), p99 ${ratio(s.p99Us, pt!.p99Us)} (${us(s, 'p99Us')} vs ${us(pt!, 'p99Us')})`)
+    check('100 ms shadow at 100%: throughput ≥ 0.8× passthrough', s.rps >= 0.8 * pt!.rps, `${ratio(s.rps, pt!.rps)} (${fmtInt(s.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(s, pt!)}`)
+  }
+
+  // 3. hanging shadow
+  why = missing('passthrough', 'shadow-hang')
+  if (why !== null) {
+    na('hanging shadow at 100%: p99 within 1.2× of passthrough', why)
+    na('hanging shadow at 100%: RSS < 200 MB for the whole run', why)
+  } else {
+    const s = m('shadow-hang')!
+    check('hanging shadow at 100%: p99 within 1.2× of passthrough', s.p99Us <= 1.2 * pt!.p99Us, `${ratio(s.p99Us, pt!.p99Us)} (${us(s, 'p99Us')} vs ${us(pt!, 'p99Us')})`)
+    const rss = peakRss(scenarios.find((x) => x.id === 'shadow-hang')!)
+    if (rss === null) na('hanging shadow at 100%: RSS < 200 MB for the whole run', 'RSS not sampled')
+    else check('hanging shadow at 100%: RSS < 200 MB for the whole run', rss < 200 * MB, `peak ${fmt(rss / MB, 1)} MB (max of 200 ms VmRSS polls and VmHWM)`)
+  }
+
+  // 4. comparisons
+  why = missing('passthrough', 'tee-100-compare')
+  if (why !== null) na('tee 100% with comparisons ≥ 0.6× passthrough req/s', why)
+  else check('tee 100% with comparisons ≥ 0.6× passthrough req/s', m('tee-100-compare')!.rps >= 0.6 * pt!.rps, `${ratio(m('tee-100-compare')!.rps, pt!.rps)} (${fmtInt(m('tee-100-compare')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('tee-100-compare')!, pt!)}`)
+  why = missing('tee-100', 'tee-100-compare')
+  if (why !== null) na('tee 100% with comparisons: p99 within 1.2× of tee 100% without', why)
+  else {
+    const a = m('tee-100-compare')!
+    const b = m('tee-100')!
+    check('tee 100% with comparisons: p99 within 1.2× of tee 100% without', a.p99Us <= 1.2 * b.p99Us, `${ratio(a.p99Us, b.p99Us)} (${us(a, 'p99Us')} vs ${us(b, 'p99Us')})`)
+  }
+
+  // 5. informational + micro-bench
+  why = missing('passthrough', 'three-shadows')
+  if (why !== null) na('three shadows at 100% ≥ 0.6× passthrough req/s (informational)', why, true)
+  else check('three shadows at 100% ≥ 0.6× passthrough req/s (informational)', m('three-shadows')!.rps >= 0.6 * pt!.rps, `${ratio(m('three-shadows')!.rps, pt!.rps)} (${fmtInt(m('three-shadows')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('three-shadows')!, pt!)}`, true)
+  if ('skipped' in compare) na('comparator micro-bench median ≤ 50 µs', compare.skipped)
+  else check('comparator micro-bench median ≤ 50 µs', compare.medianUs <= 50, `median ${fmt(compare.medianUs, 1)} µs, p99 ${fmt(compare.p99Us, 1)} µs over ${fmtInt(compare.iterations)} iterations`)
+  return out
+}
+
+function resultRow (s: ScenarioResult, refs: Array<LoadResult | undefined>): string {
+  const r = s.median
+  const rss = peakRss(s)
+  const name = `\`${s.id}\``
+  if (s.status !== 'ok' || r === null) return `| ${name} | ${s.title} | ${s.status}: ${s.note ?? ''} |${' |'.repeat(10 + refs.length)}`
+  return [
+    name, s.title, fmtInt(r.rps), ...refs.map((ref) => ratio(r.rps, ref?.rps)),
+    String(r.p50Ms), String(r.p99Ms), fmt(r.avgMs, 2), fmtInt(r.p50Us), fmtInt(r.p99Us),
+    fmtInt(r.errors), fmtInt(r.non2xx), fmtInt(r.cpuUsPerReq), fmt(r.foreignCpuPct, 0), rss === null ? '—' : fmt(rss / MB, 0)
+  ].join(' | ').replace(/^/, '| ').concat(' |')
+}
+
+export function renderMarkdown (rep: BenchReport): string {
+  const get = (id: string): LoadResult | undefined => rep.scenarios.find((s) => s.id === id && s.status === 'ok')?.median ?? undefined
+  const small = rep.scenarios.filter((s) => s.body === 'small')
+  const large = rep.scenarios.filter((s) => s.body === '1mb')
+  const mc = rep.machine
+  const o = rep.options
+  const lines: string[] = []
+  lines.push('# penumbra benchmark (issue #6)', '')
+  lines.push(`Generated ${rep.generatedAt} by \`${rep.command}\` (${rep.mode}, ${Math.round(rep.wallClockS)} s wall clock).`, '')
+  lines.push(`- **Machine:** ${mc.cpu}, ${mc.cores} cores, ${mc.memGb} GB RAM, ${mc.os}; Node ${mc.node}`)
+  lines.push(`- **Software:** penumbra ${mc.penumbra} (${mc.commit}), autocannon ${mc.autocannon}${mc.nginx !== null ? `, ${mc.nginx}` : ', nginx not installed'}`)
+  lines.push(`- **Load:** autocannon (programmatic, in the bench process), ${o.connections} connections, pipelining 1, POST \`/v1/models/demo:predict\` with a ${o.requestBytes} B KServe-v1 JSON body (1 MB scenarios: ${o.largeRequestBytes} B); ` +
+    `${o.rounds} round(s) × ${o.durationS} s per scenario after a ${o.warmupS} s warm-up run that is discarded; scenarios alternate within each round (order rotated per round); **medians over rounds**.`)
+  lines.push(`- **Topology:** everything on 127.0.0.1 and the same ${mc.cores} cores: autocannon, the proxy under test, and fake model servers (one process each: primary with ${o.modelDelayMs} ms delay, fast shadows, a 100 ms shadow, a hanging shadow). Absolute numbers are machine-specific; compare the ratios, which come from the same run.`)
+  lines.push('')
+  const refIds = ['passthrough', 'undici-minimal', 'http-proxy', 'nginx']
+  lines.push('## Results: ~300 B requests', '')
+  lines.push(`| scenario | what | req/s | ${refIds.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | foreign CPU % | peak RSS MB |`)
+  lines.push(`|---|---|--:|${refIds.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
+  for (const s of small) lines.push(resultRow(s, refIds.map(get)))
+  lines.push('')
+  if (large.length > 0) {
+    const lrefs = ['direct-1mb', 'passthrough-1mb']
+    lines.push('## Results: 1 MB requests', '')
+    lines.push(`| scenario | what | req/s | ${lrefs.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | foreign CPU % | peak RSS MB |`)
+    lines.push(`|---|---|--:|${lrefs.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
+    for (const s of large) lines.push(resultRow(s, lrefs.map(get)))
+    lines.push('')
+  }
+  lines.push('Columns: *req/s* = completed responses / run duration; *× X* = req/s ratio to scenario X in the same run; ' +
+    '*p50/p99 ms* = autocannon\'s percentiles, which are **whole milliseconds** (its histogram resolution); *avg ms* = autocannon\'s latency.average; ' +
+    '*p50/p99 µs* = the same percentiles computed from autocannon\'s per-response float timings (2xx only), used for the latency targets; ' +
+    '*proxy CPU µs/req* = user+system CPU time of the proxy process (tree) during the run / completed requests (robust against CPU contention, unlike req/s); ' +
+    '*foreign CPU %* = share of the whole machine (all cores = 100%) used by processes the bench did not start during the run: high values mean the row was measured on a busy machine; ' +
+    '*peak RSS* = max of 200 ms VmRSS polls (summed over the process tree) and the kernel\'s VmHWM, over the whole run including warm-up; — for direct (no proxy).', '')
+
+  lines.push('## Targets', '')
+  for (const t of rep.targets) lines.push(`- **${t.status}**${t.informational === true ? ' (informational)' : ''}: ${t.text.replace(' (informational)', '')}: ${t.detail}`)
+  lines.push('')
+
+  const withStats = rep.scenarios.filter((s) => s.shadowStats !== null && Object.keys(s.shadowStats).length > 0)
+  if (withStats.length > 0) {
+    lines.push('## Shadow accounting (penumbra /metrics after the last round, warm-up included, summed over shadows, zero counters left out)', '')
+    lines.push('| scenario | counters |', '|---|---|')
+    for (const s of withStats) {
+      const parts = Object.entries(s.shadowStats!).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${fmtInt(v)}`)
+      lines.push(`| \`${s.id}\` | ${parts.join('; ')} |`)
+    }
+    lines.push('')
+  }
+
+  if (rep.options.rounds > 1) {
+    lines.push('## Per-round req/s (spread = (max − min) / median)', '')
+    lines.push(`| scenario | ${Array.from({ length: rep.options.rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | spread |`)
+    lines.push(`|---|${Array.from({ length: rep.options.rounds }, () => '--:').join('|')}|--:|`)
+    for (const s of rep.scenarios.filter((x) => x.status === 'ok' && x.median !== null)) {
+      const v = s.rounds.map((r) => r.rps)
+      const spread = (Math.max(...v) - Math.min(...v)) / s.median!.rps
+      lines.push(`| \`${s.id}\` | ${v.map(fmtInt).join(' | ')} | ${(spread * 100).toFixed(1)}% |`)
+    }
+    lines.push('')
+  }
+
+  lines.push('## Comparator micro-bench', '')
+  if ('skipped' in rep.compareBench) lines.push(`Skipped: ${rep.compareBench.skipped}`)
+  else lines.push(`\`runCompareBench()\` (bench/compare/compare.bench.ts): median ${fmt(rep.compareBench.medianUs, 1)} µs, p99 ${fmt(rep.compareBench.p99Us, 1)} µs over ${fmtInt(rep.compareBench.iterations)} iterations.`)
+  lines.push('')
+  if (rep.notes.length > 0) {
+    lines.push('## Notes', '')
+    for (const n of rep.notes) lines.push(`- ${n}`)
+    lines.push('')
+  }
+  return lines.join('\n')
+}

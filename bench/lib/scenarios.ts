@@ -1,0 +1,122 @@
+// The scenarios of issue #6 and the penumbra configs they need. Config keys used here are the
+// public contract (src/config/schema.ts, config/example.yaml); everything else stays default so
+// the bench measures what a user gets out of the box.
+
+/** The fake model servers; each runs in its own process. */
+export type ServerId = 'primary' | 'fast1' | 'fast2' | 'fast3' | 'slow' | 'hang'
+
+export type TargetKind = 'direct' | 'penumbra' | 'undici-minimal' | 'http-proxy' | 'nginx' | 'nginx-mirror'
+
+export interface ShadowSpec {
+  name: string
+  server: ServerId
+  sampleRate: number
+  compare: boolean
+  timeoutMs?: number
+  maxConcurrency?: number
+  maxBodyBytes?: number
+}
+
+export interface Scenario {
+  id: string
+  title: string
+  /** 'small': ~300 B requests; '1mb': 1 MB requests (compared among themselves). */
+  body: 'small' | '1mb'
+  target: TargetKind
+  shadows: ShadowSpec[]
+  workers?: number
+  /** Pause after each run so that shadow work started by this run cannot leak into the next. */
+  settleMs: number
+}
+
+const fast = (name: string, server: ServerId, sampleRate: number, compare: boolean, extra: Partial<ShadowSpec> = {}): ShadowSpec =>
+  ({ name, server, sampleRate, compare, ...extra })
+
+export const SCENARIOS: readonly Scenario[] = [
+  { id: 'direct', title: 'direct to the model server (no proxy)', body: 'small', target: 'direct', shadows: [], settleMs: 300 },
+  { id: 'passthrough', title: 'penumbra, no shadows', body: 'small', target: 'penumbra', shadows: [], settleMs: 300 },
+  { id: 'undici-minimal', title: 'baseline: minimal undici proxy (Pool.stream)', body: 'small', target: 'undici-minimal', shadows: [], settleMs: 300 },
+  { id: 'http-proxy', title: 'baseline: http-proxy 1.18 + keep-alive agent', body: 'small', target: 'http-proxy', shadows: [], settleMs: 300 },
+  { id: 'nginx', title: 'baseline: nginx, 1 worker, upstream keep-alive', body: 'small', target: 'nginx', shadows: [], settleMs: 300 },
+  { id: 'nginx-mirror', title: 'nginx + `mirror` to a 100 ms shadow', body: 'small', target: 'nginx-mirror', shadows: [], settleMs: 1000 },
+  { id: 'tee-10', title: 'tee 10%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 0.1, true)], settleMs: 500 },
+  { id: 'tee-100', title: 'tee 100%, one fast shadow, comparisons OFF', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 1, false)], settleMs: 500 },
+  { id: 'tee-100-compare', title: 'tee 100%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 1, true)], settleMs: 500 },
+  { id: 'shadow-100ms', title: 'one shadow answering in 100 ms, 100%', body: 'small', target: 'penumbra', shadows: [fast('slow', 'slow', 1, true)], settleMs: 1000 },
+  {
+    id: 'shadow-hang',
+    title: 'hanging shadow, 100% (maxConcurrency 64, timeoutMs 2000)',
+    body: 'small',
+    target: 'penumbra',
+    shadows: [fast('hang', 'hang', 1, true, { timeoutMs: 2000, maxConcurrency: 64 })],
+    settleMs: 2500
+  },
+  {
+    id: 'three-shadows',
+    title: 'three fast shadows, 100% each, comparisons on',
+    body: 'small',
+    target: 'penumbra',
+    shadows: [fast('a', 'fast1', 1, true), fast('b', 'fast2', 1, true), fast('c', 'fast3', 1, true)],
+    settleMs: 500
+  },
+  { id: 'workers-2', title: 'penumbra --workers 2, no shadows', body: 'small', target: 'penumbra', shadows: [], workers: 2, settleMs: 300 },
+  { id: 'direct-1mb', title: '1 MB requests, direct', body: '1mb', target: 'direct', shadows: [], settleMs: 500 },
+  { id: 'passthrough-1mb', title: '1 MB requests, penumbra, no shadows', body: '1mb', target: 'penumbra', shadows: [], settleMs: 500 },
+  {
+    id: 'tee-1mb',
+    title: '1 MB requests, tee 100% to a fast shadow (maxBodyBytes 2 MB)',
+    body: '1mb',
+    target: 'penumbra',
+    shadows: [fast('fast', 'fast1', 1, true, { maxBodyBytes: 2 * 1024 * 1024 })],
+    settleMs: 1000
+  }
+]
+
+export const SCENARIO_IDS: readonly string[] = SCENARIOS.map((s) => s.id)
+
+/** Fake model servers: artificial delay and behaviour per server id. */
+export function serverArgs (id: ServerId, primaryDelayMs: number): string[] {
+  switch (id) {
+    case 'primary': return ['--name', id, '--delay', String(primaryDelayMs)]
+    case 'fast1': case 'fast2': case 'fast3': return ['--name', id, '--delay', '0', '--disagree-rate', '0.02']
+    case 'slow': return ['--name', id, '--delay', '100', '--disagree-rate', '0.02']
+    case 'hang': return ['--name', id, '--hang']
+  }
+}
+
+export function serversFor (s: Scenario): ServerId[] {
+  const ids = new Set<ServerId>(['primary'])
+  for (const sh of s.shadows) ids.add(sh.server)
+  if (s.target === 'nginx-mirror') ids.add('slow')
+  return [...ids]
+}
+
+export interface PenumbraPorts { listen: number, admin: number }
+
+/** A penumbra config (JSON is valid input for --config) for one scenario. */
+export function penumbraConfig (s: Scenario, ports: PenumbraPorts, serverPorts: Map<ServerId, number>): Record<string, unknown> {
+  const url = (id: ServerId): string => {
+    const p = serverPorts.get(id)
+    if (p === undefined) throw new Error(`model server ${id} is not running`)
+    return `http://127.0.0.1:${p}`
+  }
+  return {
+    listen: { host: '127.0.0.1', port: ports.listen },
+    admin: { enabled: true, host: '127.0.0.1', port: ports.admin },
+    primary: { url: url('primary'), timeoutMs: 30_000, connections: 128 },
+    shadows: s.shadows.map((sh) => ({
+      name: sh.name,
+      url: url(sh.server),
+      sampleRate: sh.sampleRate,
+      match: { methods: ['POST'], paths: ['/v1/models/*'] },
+      timeoutMs: sh.timeoutMs ?? 5000,
+      maxConcurrency: sh.maxConcurrency ?? 64,
+      maxBodyBytes: sh.maxBodyBytes ?? 1024 * 1024,
+      maxResponseBytes: 4 * 1024 * 1024,
+      ...(sh.compare ? {} : { compare: { enabled: false } })
+    })),
+    compare: { enabled: true, format: 'auto' },
+    // Logging off the hot path: an access line per request would measure pino, not the proxy.
+    log: { level: 'warn', access: false }
+  }
+}
