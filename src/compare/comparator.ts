@@ -90,7 +90,7 @@ export class Comparator {
       if (pv !== sv) sink.add({ path, kind: 'header', primary: pv, shadow: sv })
     }
 
-    const pb = decodeBody(p, cfg.maxBodyBytes)
+    const pb = decodePrimary(p, cfg.maxBodyBytes)
     // Deterministic models often answer byte for byte the same: decode once.
     const sb = sameBytes(p, s) ? pb : decodeBody(s, cfg.maxBodyBytes)
     const pv = pb.ok ? pb.value : undefined
@@ -139,6 +139,20 @@ export class Comparator {
     if (isNoisy !== undefined) r.noisy = sink.noisy
     return r
   }
+}
+
+/**
+ * The primary body of a mirrored request is compared once per shadow: decode (inflate, UTF-8,
+ * JSON.parse) it once. Nothing downstream mutates a parsed body (redaction copies on write).
+ */
+const primaryCache = new WeakMap<CapturedResponse, { maxBytes: number, decoded: DecodedBody }>()
+
+function decodePrimary (p: CapturedResponse, maxBytes: number): DecodedBody {
+  const hit = primaryCache.get(p)
+  if (hit !== undefined && hit.maxBytes === maxBytes) return hit.decoded
+  const decoded = decodeBody(p, maxBytes)
+  primaryCache.set(p, { maxBytes, decoded })
+  return decoded
 }
 
 function sameBytes (p: CapturedResponse, s: CapturedResponse): boolean {
