@@ -3,7 +3,7 @@ import cluster from 'node:cluster'
 import { createServer } from 'node:http'
 import { parseArgs } from 'node:util'
 import { AggregatorRegistry } from 'prom-client'
-import { loadConfigFile, ConfigError } from './config/load.js'
+import { loadConfigFile, validateConfig, ConfigError } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { Penumbra, VERSION } from './index.js'
 import { createLogger, type Logger } from './log/logger.js'
@@ -74,7 +74,10 @@ async function main (): Promise<void> {
 
   let config: Config
   try {
-    config = loadConfigFile(file)
+    // A cluster worker runs exactly the config its primary validated (and last reloaded), not
+    // whatever the file says by the time the worker is (re)started.
+    const inherited = cluster.isWorker ? process.env.PENUMBRA_WORKER_CONFIG : undefined
+    config = inherited !== undefined ? validateConfig(JSON.parse(inherited)) : loadConfigFile(file)
   } catch (err) {
     if (err instanceof ConfigError) fail(`${file}: invalid config\n  ${err.problems.join('\n  ')}`)
     throw err
@@ -90,6 +93,9 @@ async function main (): Promise<void> {
   }
 
   const log = createLogger({ level: config.log.level, redact: config.log.redact })
+  if (cluster.isPrimary && config.admin.enabled && config.admin.token === null && !['127.0.0.1', 'localhost', '::1'].includes(config.admin.host)) {
+    log.warn({ admin: `${config.admin.host}:${config.admin.port}` }, 'the admin listener is reachable beyond loopback and admin.token is not set: anyone who reaches it can change shadow sampling (PATCH /shadows)')
+  }
   if (config.workers > 1) {
     if (cluster.isPrimary) return runPrimary(file, config, log, args.demo === true)
     return runWorker(file, config, log)
@@ -203,11 +209,19 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     }
   }
   let stopping = false
-  const fork = (): void => { cluster.fork({ PENUMBRA_CONFIG: file }) }
+  let current = config
+  const fork = (): void => { cluster.fork({ PENUMBRA_WORKER_CONFIG: JSON.stringify(current) }) }
+  // A worker that keeps dying is restarted with a growing delay (0.5 s doubling to 30 s), so a
+  // crash loop does not eat the machine.
+  let recentExits: number[] = []
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return
-    log.error({ worker: worker.id, code, signal }, 'worker exited: starting a new one')
-    setTimeout(fork, 500)
+    const now = Date.now()
+    recentExits = recentExits.filter((t) => now - t < 60_000)
+    recentExits.push(now)
+    const delay = Math.min(30_000, 500 * 2 ** (recentExits.length - 1))
+    log.error({ worker: worker.id, code, signal, restartInMs: delay }, 'worker exited: starting a new one')
+    setTimeout(() => { if (!stopping) fork() }, delay).unref()
   })
   for (let i = 0; i < config.workers; i++) fork()
   log.info({ listen: `${config.listen.host}:${config.listen.port}`, workers: config.workers, admin: `${config.admin.host}:${config.admin.port}` }, 'penumbra listening')
@@ -216,10 +230,14 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     const next = reloadFrom(file, log)
     if (next === null) return
     primaryUrl = next.primary.url
-    backend.setConfig({ ...next, workers: config.workers })
+    current = { ...next, workers: config.workers }
+    backend.setConfig(current)
     admin?.setToken(next.admin.token)
-    void backend.ask('reload', next)
-    log.info('config reloaded in every worker')
+    void backend.ask('reload', next).then((answers) => {
+      const failed = answers.filter((a) => !a.ok).length
+      if (failed > 0) log.error({ failed, workers: answers.length }, 'config reload did not reach every worker')
+      else log.info({ workers: answers.length }, 'config reloaded in every worker')
+    })
   })
   onStopSignal(async () => {
     stopping = true

@@ -112,7 +112,7 @@ test('the shipped configs are valid', () => {
   for (const f of ['config/example.yaml', 'config/demo.yaml']) assert.doesNotThrow(() => loadConfigFile(join(ROOT, f)), f)
 })
 
-test('redactConfig hides admin.token and secret-looking shadow headers, and does not mutate', () => {
+test('redactConfig hides admin.token and every shadow headers.set value, and does not mutate', () => {
   const c = validateConfig({
     primary: P,
     admin: { token: 'very-secret-token' },
@@ -122,7 +122,8 @@ test('redactConfig hides admin.token and secret-looking shadow headers, and does
   assert.equal(r.admin.token, '[REDACTED]')
   assert.equal(r.shadows[0]!.headers.set.authorization, '[REDACTED]')
   assert.equal(r.shadows[0]!.headers.set['x-api-key'], '[REDACTED]')
-  assert.equal(r.shadows[0]!.headers.set['x-plain'], 'visible')
+  assert.equal(r.shadows[0]!.headers.set['x-plain'], '[REDACTED]', 'a name-based guess misses credentials like x-auth')
+  assert.equal(c.shadows[0]!.headers.set['x-plain'], 'visible')
   assert.equal(c.admin.token, 'very-secret-token')
   assert.ok(!JSON.stringify(r).includes('very-secret-token'))
 })

@@ -114,6 +114,17 @@ describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, time
 
   test('every dashboard query runs on Prometheus; the key panels have data', { timeout: 30_000 }, async () => {
     const dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as unknown
+    // penumbra_requests_total{method,code} series appear with the first request, so a burst that
+    // fell between two scrapes leaves rate() at 0: keep a trickle going across a few scrapes, as
+    // real traffic would, until the client rate is positive.
+    const trickle = (async () => {
+      for (let i = 0; i < 8; i++) {
+        await sendTraffic(stack!.proxyUrl, 2, { batch: 1, offset: 1000 + i * 2 })
+        await new Promise((resolve) => setTimeout(resolve, 400))
+      }
+    })()
+    await waitFor('a positive client request rate', async () => (await query('job:penumbra_requests:rate5m > 0')).data.result.length > 0 ? true : undefined, 15_000)
+    await trickle
     const empty: string[] = []
     for (const { where, expr } of dashboardExpressions(dashboard)) {
       const q = substituteGrafanaVariables(expr.startsWith('label_values(') ? expr.replace(/^label_values\(([\s\S]*),\s*\w+\)$/, '$1') : expr, { job: 'penumbra', shadow: 'v2', __rate_interval: '1m' })

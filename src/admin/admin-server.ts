@@ -87,12 +87,12 @@ export class AdminServer {
           break
       }
       if (path.startsWith('/mismatches/')) {
-        const found = await b.mismatch(decodeURIComponent(path.slice('/mismatches/'.length)))
+        const found = await b.mismatch(decodeSegment(path.slice('/mismatches/'.length)))
         if (found === undefined || found === null) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'no such mismatch (it may have been evicted)')
         return json(res, 200, found)
       }
       if (path.startsWith('/shadows/')) {
-        const name = decodeURIComponent(path.slice('/shadows/'.length))
+        const name = decodeSegment(path.slice('/shadows/'.length))
         const list = await b.shadows() as Array<{ name: string }>
         const one = list.find((s) => s.name === name)
         if (one === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no shadow named "${name}"`)
@@ -103,7 +103,7 @@ export class AdminServer {
 
     if (method === 'PATCH' && path.startsWith('/shadows/')) {
       this.#authorize(req)
-      const name = decodeURIComponent(path.slice('/shadows/'.length))
+      const name = decodeSegment(path.slice('/shadows/'.length))
       const patch = parsePatch(await readBody(req))
       return json(res, 200, await b.patchShadow(name, patch))
     }
@@ -135,6 +135,14 @@ export class AdminServer {
       this.server.close(() => resolve())
       this.server.closeAllConnections()
     })
+  }
+}
+
+function decodeSegment (s: string): string {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'path: invalid percent-encoding')
   }
 }
 

@@ -73,10 +73,14 @@ export function loadConfigFile (file: string): Config {
 export function redactConfig (config: Config): unknown {
   const copy = structuredClone(config) as Config
   if (copy.admin.token !== null) (copy.admin as { token: string | null }).token = '[REDACTED]'
-  for (const s of copy.shadows) {
-    for (const name of Object.keys(s.headers.set)) {
-      if (/authorization|token|key|secret|cookie/i.test(name)) s.headers.set[name] = '[REDACTED]'
-    }
-  }
+  for (const s of copy.shadows) redactShadowSecrets(s)
   return copy
+}
+
+/**
+ * Replaces every `headers.set` value of a shadow config (in place) with `[REDACTED]`: they are
+ * typically the candidate's credentials, and a name-based guess misses some (x-auth, x-api-password).
+ */
+export function redactShadowSecrets (s: { headers: { set: Record<string, string> } }): void {
+  for (const name of Object.keys(s.headers.set)) s.headers.set[name] = '[REDACTED]'
 }

@@ -93,7 +93,9 @@ const compareShape = {
   noise: noise.prefault({}),
   mismatches: mismatches.prefault({}),
   /** Pending comparisons above this are dropped and counted: a CPU-heavy diff never starves the proxy. */
-  maxPending: z.number().int().min(1, 'must be >= 1').default(1000)
+  maxPending: z.number().int().min(1, 'must be >= 1').default(1000),
+  /** …and at most this many bytes of captured bodies waiting. */
+  maxPendingBytes: z.number().int().min(1024, 'must be >= 1024').default(64 * 1024 * 1024)
 }
 
 export const compareSchema = z.strictObject(compareShape)
@@ -141,7 +143,7 @@ const shadow = z.strictObject({
   maxBodyBytes: z.number().int().min(0, 'must be >= 0').default(1024 * 1024),
   maxResponseBytes: z.number().int().min(1, 'must be >= 1').default(4 * 1024 * 1024),
   headers: z.strictObject({
-    set: z.record(headerName, z.string()).default({}),
+    set: z.record(headerName, z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'must be a valid header value (no CR, LF or control characters)')).default({}),
     remove: z.array(headerName).default([])
   }).prefault({}),
   rewrite: z.strictObject({
@@ -207,6 +209,9 @@ export const configSchema = z.strictObject({
   const self = p !== null && cfg.listen.port !== 0 && Number(p.port || (p.protocol === 'https:' ? 443 : 80)) === cfg.listen.port &&
     (p.hostname === cfg.listen.host || (['127.0.0.1', 'localhost', '[::1]'].includes(p.hostname) && ['127.0.0.1', 'localhost', '0.0.0.0', '::'].includes(cfg.listen.host)))
   if (self) ctx.addIssue({ code: 'custom', path: ['primary', 'url'], message: 'points at penumbra itself (listen.host:listen.port): a request loop' })
+  if (cfg.listen.requestTimeoutMs > 0 && cfg.listen.headersTimeoutMs > cfg.listen.requestTimeoutMs) {
+    ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
+  }
   if (cfg.admin.enabled && cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.host === cfg.listen.host) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port' })
   }

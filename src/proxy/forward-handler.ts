@@ -15,7 +15,7 @@ export interface PrimaryTap {
   onPrimaryEnd (durationMs: number): void
   onPrimaryError (reason: UpstreamErrorReason): void
   /** A buffered request body is complete (see `bufferBody`). */
-  onRequestBody (body: Buffer): void
+  onRequestBody (body: Buffer | null): void
   /** The request body never arrived completely (the client went away first). */
   onRequestAborted (): void
 }
@@ -26,6 +26,9 @@ export interface ExchangeSink {
   /** A body read with `bufferBody` is complete: dispatch it. */
   bodyBuffered (ex: ForwardHandler, body: Buffer): void
 }
+
+/** What Node accepts in a reason phrase: HTAB, SP and visible ASCII. */
+const REASON = /^[\t\x20-\x7e]*$/
 
 const kClientClosed = Object.freeze(Object.assign(new Error('client closed the connection'), { code: 'UND_ERR_ABORTED' }))
 
@@ -107,17 +110,27 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   onResponseStart (_ctl: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     if (status < 200) return // 1xx interim responses are not relayed (Node answers 100-continue itself)
     if (this.tap !== null) this.tap.onPrimaryStart(status, { ...headers })
-    this.status = status
     const res = this.res
     if (res.destroyed) return
-    res.writeHead(status, statusMessage === undefined || statusMessage === '' ? undefined : statusMessage,
-      clientResponseHeaders(headers, '1.1', this.requestId, this.#opts))
+    // The reason phrase is relayed only when Node can send it as is (RFC 9112 §4: a client
+    // should ignore it anyway); otherwise Node's standard phrase for the status goes out.
+    const reason = statusMessage !== undefined && statusMessage !== '' && REASON.test(statusMessage) ? statusMessage : undefined
+    try {
+      res.writeHead(status, reason, clientResponseHeaders(headers, '1.1', this.requestId, this.#opts))
+      this.status = status
+    } catch (err) {
+      // A header Node refuses to send (e.g. a character outside Latin-1): the upstream's
+      // response is not valid for this hop, so it is a 502, never a hanging client.
+      res.statusMessage = ''
+      for (const name of res.getHeaderNames()) res.removeHeader(name)
+      this.#ctl?.abort(Object.assign(new Error(`invalid upstream response head: ${(err as Error).message}`), { code: 'UND_ERR_INFO' }))
+    }
   }
 
   onResponseData (ctl: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.tap !== null) this.tap.onPrimaryData(chunk)
     const res = this.res
-    if (res.destroyed) return
+    if (res.destroyed || this.status === 0) return
     if (!res.write(chunk)) {
       ctl.pause()
       res.once('drain', this.#onDrain)

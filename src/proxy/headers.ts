@@ -13,7 +13,9 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization', 'proxy-authenticate', 'http2-settings'
 ])
 
-const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'via'])
+const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'expect', 'via'])
+/** Replaced by ours when `proxy.xForwarded` is on; passed through untouched when it is off. */
+const X_FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
@@ -64,6 +66,7 @@ export function upstreamRequestHeaders (req: IncomingMessage, requestId: string,
     const name = raw[i]!
     const lower = name.toLowerCase()
     if (REQUEST_DROP.has(lower)) continue
+    if (opts.xForwarded && X_FORWARDED.has(lower)) continue
     if (listed !== null && listed.has(lower)) continue
     if (lower === opts.requestIdHeader) continue
     out.push(name, raw[i + 1]!)

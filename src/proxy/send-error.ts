@@ -12,6 +12,7 @@ export function sendError (res: ServerResponse, err: PenumbraError, requestId: s
     return
   }
   const body = JSON.stringify({ error: err.code, message: err.message, requestId })
+  res.statusMessage = '' // never a phrase left over from a refused upstream head
   res.writeHead(err.statusCode, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -1,7 +1,7 @@
 import { PenumbraError } from '../errors.js'
 
 /** Bounded `reason` label values of `penumbra_upstream_errors_total`. */
-export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'dns' | 'bad_response' | 'aborted' | 'other'
+export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'dns' | 'bad_response' | 'aborted' | 'bad_request' | 'other'
 
 /**
  * Classifies an undici/socket error by its stable `code` (never `instanceof`, which is unreliable
@@ -31,6 +31,10 @@ export function classifyUpstreamError (err: Error & { code?: string }): Upstream
     case 'UND_ERR_ABORTED':
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
       return 'aborted'
+    case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_NOT_SUPPORTED':
+      // undici refused to send the request as given (e.g. a header value it cannot frame).
+      return 'bad_request'
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_INFO':
       return 'bad_response'
@@ -50,6 +54,8 @@ export function upstreamFailure (reason: UpstreamErrorReason, upstream: string, 
       return new PenumbraError('PENUMBRA_UPSTREAM_BAD_RESPONSE', `${upstream} sent an invalid HTTP response`, { cause: err })
     case 'aborted':
       return new PenumbraError('PENUMBRA_BAD_REQUEST', 'the request body ended early', { cause: err })
+    case 'bad_request':
+      return new PenumbraError('PENUMBRA_BAD_REQUEST', `the request cannot be forwarded: ${err.message}`, { cause: err })
     default:
       return new PenumbraError('PENUMBRA_UPSTREAM_UNAVAILABLE', `${upstream} is unavailable (${reason})`, { cause: err })
   }

@@ -129,13 +129,18 @@ export class ProxyServer implements ExchangeSink {
         if (planned.body !== null) body = planned.body
       }
     }
-    if (small) h.bufferBody()
-    else this.#dispatch(h, body)
+    if (small) {
+      h.bufferBody()
+      return
+    }
+    this.#dispatch(h, body)
+    // Without a body the shadows go out now, right after the primary (never before it).
+    if (!hasBody && h.tap !== null) h.tap.onRequestBody(null)
   }
 
   bodyBuffered (h: ForwardHandler, body: Buffer): void {
-    if (h.tap !== null) h.tap.onRequestBody(body)
     this.#dispatch(h, body)
+    if (h.tap !== null) h.tap.onRequestBody(body)
   }
 
   #dispatch (h: ForwardHandler, body: NodeJS.ReadableStream | Buffer | null): void {
@@ -152,16 +157,8 @@ export class ProxyServer implements ExchangeSink {
         idempotent: false
       }, h)
     } catch (err) {
-      // undici validates the request synchronously (e.g. a header value it cannot send).
-      const e = err as Error & { code?: string }
-      if (e.code === 'UND_ERR_INVALID_ARG' || e.code === 'UND_ERR_NOT_SUPPORTED') {
-        h.errorReason = 'other'
-        h.status = 400
-        h.tap?.onPrimaryError('other')
-        sendError(h.res, new PenumbraError('PENUMBRA_BAD_REQUEST', e.message), h.requestId, this.#headerOpts.requestIdHeader)
-      } else {
-        h.onResponseError(null, e)
-      }
+      // undici reports invalid requests through onResponseError; this is for anything else.
+      h.onResponseError(null, err as Error)
     }
   }
 
@@ -174,7 +171,8 @@ export class ProxyServer implements ExchangeSink {
     m.requests.inc({ method: methodLabel(h.req.method ?? 'GET'), code: String(status) })
     m.requestDuration.observe(seconds)
     if (h.upstreamMs >= 0 && h.errorReason === null) m.upstreamDuration.observe({ upstream: 'primary' }, h.upstreamMs / 1000)
-    if (h.errorReason !== null) m.upstreamErrors.inc({ upstream: 'primary', reason: h.errorReason })
+    // A client that went away or sent something unforwardable is not the upstream's failure.
+    if (h.errorReason !== null && h.errorReason !== 'aborted' && h.errorReason !== 'bad_request') m.upstreamErrors.inc({ upstream: 'primary', reason: h.errorReason })
     if (this.#accessLog) {
       this.#log.info({
         method: h.req.method,
@@ -205,6 +203,10 @@ export class ProxyServer implements ExchangeSink {
     // Malformed requests (including CL+TE conflicts rejected by llhttp) get a status and a
     // closed connection; they never reach the primary and never crash the process.
     if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
+    // A malformed request pipelined behind one whose response is streaming: a status line now
+    // would be spliced into that response's body. Close the connection instead.
+    const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage
+    if (current != null && current.headersSent === true) { socket.destroy(); return }
     const line = CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? '400 Bad Request'
     this.#metrics.requests.inc({ method: 'OTHER', code: line.slice(0, 3) })
     socket.end(`HTTP/1.1 ${line}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)

@@ -35,9 +35,13 @@ export class BodyTee extends Transform {
 
   override _flush (cb: TransformCallback): void {
     const chunks = this.#chunks
-    if (chunks === null) this.#owner.bodyFailed(true)
-    else this.#owner.bodyReady(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes))
     this.#chunks = null
+    try {
+      if (chunks === null) this.#owner.bodyFailed(true)
+      else this.#owner.bodyReady(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes))
+    } catch {
+      // The primary's body stream must end cleanly whatever the shadows' side does.
+    }
     cb()
   }
 

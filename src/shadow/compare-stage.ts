@@ -18,7 +18,11 @@ const SLICE_MS = 5
 /**
  * The comparison stage (design.md step 6): finished mirror jobs are queued and compared in
  * `setImmediate` slices of at most SLICE_MS, never on the client's path. The queue is capped
- * (`compare.maxPending`): past it, jobs are dropped and counted, so a CPU-heavy diff can never
+ * (`compare.maxPending` jobs and `compare.maxPendingBytes` of captured bodies): past it, jobs
+ * are dropped and counted, so a burst of large responses can neither grow memory without bound
+ * nor queue minutes of CPU. One comparison itself is not interruptible: a single huge body
+ * (up to `compare.maxBodyBytes`) is parsed and diffed in one go on the event loop, which is why
+ * that limit is 4 MiB by default. A CPU-heavy diff can never
  * starve the proxy. Outcomes go to metrics and the report; mismatches to the store and sink.
  */
 export class CompareStage implements JobConsumer {
@@ -33,6 +37,8 @@ export class CompareStage implements JobConsumer {
   #noiseComparator: Comparator
   #noiseEnabled: boolean
   #maxPending: number
+  #maxPendingBytes: number
+  #pendingBytes = 0
   #queue: MirrorJob[] = []
   #scheduled = false
 
@@ -47,6 +53,7 @@ export class CompareStage implements JobConsumer {
     this.#noiseComparator = new Comparator(config.compare)
     this.#noiseEnabled = config.compare.noise.enabled
     this.#maxPending = config.compare.maxPending
+    this.#maxPendingBytes = config.compare.maxPendingBytes
   }
 
   /** Applies a reloaded config (the store and the noise statistics are kept). */
@@ -55,6 +62,7 @@ export class CompareStage implements JobConsumer {
     this.#noiseComparator = new Comparator(config.compare)
     this.#noiseEnabled = config.compare.noise.enabled
     this.#maxPending = config.compare.maxPending
+    this.#maxPendingBytes = config.compare.maxPendingBytes
   }
 
   report (name: string): ShadowReport {
@@ -67,10 +75,13 @@ export class CompareStage implements JobConsumer {
   }
 
   consume (job: MirrorJob): void {
-    if (this.#queue.length >= this.#maxPending) {
+    const bytes = jobBytes(job)
+    if (this.#queue.length >= this.#maxPending || (this.#pendingBytes + bytes > this.#maxPendingBytes && this.#queue.length > 0)) {
       for (const rt of job.targets) if (!rt.internal) this.#drop(rt.name, 'queue_full')
       return
     }
+    job.bytes = bytes
+    this.#pendingBytes += bytes
     this.#queue.push(job)
     if (!this.#scheduled) {
       this.#scheduled = true
@@ -89,6 +100,7 @@ export class CompareStage implements JobConsumer {
     let i = 0
     while (i < q.length) {
       const job = q[i++]!
+      this.#pendingBytes -= job.bytes
       try {
         this.#process(job)
       } catch (err) {
@@ -204,4 +216,12 @@ export class CompareStage implements JobConsumer {
   async close (): Promise<void> {
     await this.store.close()
   }
+}
+
+/** Bytes a queued job holds: the request body and every captured response body. */
+function jobBytes (job: MirrorJob): number {
+  let n = job.requestBody?.length ?? 0
+  n += job.primary.response?.body.length ?? 0
+  for (const r of job.results) n += r?.response?.body.length ?? 0
+  return n
 }

@@ -36,6 +36,8 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
   /** True when the last target is a primary-vs-primary noise replay. */
   readonly noise: boolean
   requestBody: Buffer | null = null
+  /** Bytes held while queued for comparison (set by the comparison stage). */
+  bytes = 0
   primary: PrimaryCapture = { response: null, error: null }
 
   readonly #upstreamHeaders: string[]
@@ -90,7 +92,12 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
         this.#drop(i)
         continue
       }
-      this.#send(i, rt, body)
+      try {
+        this.#send(i, rt, body)
+      } catch {
+        // Whatever goes wrong preparing one shadow's copy stays with that shadow.
+        if (this.#calls[i] === null) this.#drop(i)
+      }
     }
   }
 
@@ -196,7 +203,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     this.#step()
   }
 
-  onRequestBody (body: Buffer): void {
+  onRequestBody (body: Buffer | null): void {
     this.bodyReady(body)
   }
 

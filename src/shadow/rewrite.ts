@@ -27,18 +27,21 @@ export class RequestRewrite {
     return this.#json !== null
   }
 
-  /** The body with the JSON sets applied; the body unchanged when it is not a JSON object or array. */
+  /**
+   * The body with the JSON sets applied; the body unchanged when it is not a JSON object or
+   * array, or cannot be rewritten (JSON.stringify throws on very deep nesting that JSON.parse
+   * accepted): a shadow's rewrite must never throw into the request path.
+   */
   body (body: Buffer | null): Buffer | null {
     if (this.#json === null || body === null) return body
-    let doc: unknown
     try {
-      doc = JSON.parse(body.toString('utf8'))
+      const doc: unknown = JSON.parse(body.toString('utf8'))
+      if (typeof doc !== 'object' || doc === null) return body
+      for (const [segments, value] of this.#json) setPointer(doc, segments, value)
+      return Buffer.from(JSON.stringify(doc), 'utf8')
     } catch {
       return body
     }
-    if (typeof doc !== 'object' || doc === null) return body
-    for (const [segments, value] of this.#json) setPointer(doc, segments, value)
-    return Buffer.from(JSON.stringify(doc), 'utf8')
   }
 }
 

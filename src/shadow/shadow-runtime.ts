@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics/metrics.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
 import { compilePathGlob, parseSampleBy, type SampleBy } from './sampler.js'
 import { RequestRewrite } from './rewrite.js'
+import { redactShadowSecrets } from '../config/load.js'
 
 /** Reasons of `penumbra_shadow_skipped_total`. */
 export type SkipReason = 'concurrency' | 'body_too_large' | 'not_matched' | 'disabled' | 'response_too_large'
@@ -49,6 +50,7 @@ export class ShadowRuntime {
   readonly #methods: Set<string>
   readonly #paths: RegExp[] | null
   readonly #metrics: Metrics
+  readonly #redactedCfg: ShadowConfig
 
   sampleRate: number
   enabled: boolean
@@ -60,7 +62,7 @@ export class ShadowRuntime {
   /** The noise replay to the primary: same isolation rules, but no per-shadow metric series. */
   readonly internal: boolean
 
-  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { state?: ShadowState, internal?: boolean, shared?: ShadowShared } = {}) {
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { state?: ShadowState, internal?: boolean, shared?: ShadowShared, pool?: Pool } = {}) {
     const state = opts.state
     this.internal = opts.internal === true
     this.name = cfg.name
@@ -71,6 +73,8 @@ export class ShadowRuntime {
     this.enabled = state?.enabled ?? cfg.enabled
     this.sampleBy = parseSampleBy(cfg.sampleBy)
     this.rewrite = new RequestRewrite(cfg.rewrite)
+    this.#redactedCfg = structuredClone(cfg)
+    redactShadowSecrets(this.#redactedCfg)
     this.setHeaders = Object.entries(cfg.headers.set)
     this.setHeaderNames = new Set(Object.keys(cfg.headers.set))
     this.shared = opts.shared ?? {
@@ -83,12 +87,18 @@ export class ShadowRuntime {
     this.removeHeaders = new Set(cfg.headers.remove)
     this.#methods = new Set(cfg.match.methods)
     this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
-    this.pool = createUpstreamPool({
+    this.pool = opts.pool ?? createUpstreamPool({
       url: cfg.url,
       connections: cfg.connections ?? cfg.maxConcurrency,
       connectTimeoutMs: cfg.connectTimeoutMs
     })
     if (!this.internal) metrics.initShadow(this.name)
+  }
+
+  /** True when `cfg` would build the same pool as this runtime's (so a reload can keep it). */
+  samePool (cfg: ShadowConfig): boolean {
+    const a = this.cfg
+    return a.url === cfg.url && (a.connections ?? a.maxConcurrency) === (cfg.connections ?? cfg.maxConcurrency) && a.connectTimeoutMs === cfg.connectTimeoutMs
   }
 
   /** Method and path (query excluded) match `match.methods` and `match.paths`. */
@@ -140,7 +150,7 @@ export class ShadowRuntime {
       name: this.name,
       url: this.cfg.url,
       state: { enabled: this.enabled, sampleRate: this.sampleRate, inflight: this.inflight },
-      config: this.cfg,
+      config: this.#redactedCfg,
       counters: this.counters
     }
   }

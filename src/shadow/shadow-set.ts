@@ -13,6 +13,9 @@ export interface JobConsumer {
   consume (job: MirrorJob): void
 }
 
+/** How long a replaced shadow pool stays open after a reload, beyond the shadow's timeout. */
+const RETIRE_GRACE_MS = 30_000
+
 /** The noise replay's name in reports; outside the shadow-name pattern, so it cannot collide. */
 export const NOISE_TARGET = '__primary_replay__'
 
@@ -49,11 +52,16 @@ export class ShadowSet implements MirrorJobSink {
   load (config: Config, keepState = false): void {
     const old = this.#byName
     const next: ShadowRuntime[] = []
+    const kept = new Set<ShadowRuntime>()
     const byName = new Map<string, ShadowRuntime>()
     for (const cfg of config.shadows) {
       const prev = old.get(cfg.name)
       const state: ShadowState | undefined = keepState && prev !== undefined ? { sampleRate: prev.sampleRate, enabled: prev.enabled } : undefined
-      const rt = new ShadowRuntime(cfg, mergeCompareConfig(config.compare, cfg.compare), this.#metrics, { state, shared: prev?.shared })
+      // Keep the pool when it would be the same: requests planned before the reload (their body
+      // still uploading) are then sent as usual instead of failing on a closed pool.
+      const pool = prev !== undefined && prev.samePool(cfg) ? prev.pool : undefined
+      if (pool !== undefined) kept.add(prev!)
+      const rt = new ShadowRuntime(cfg, mergeCompareConfig(config.compare, cfg.compare), this.#metrics, { state, shared: prev?.shared, pool })
       next.push(rt)
       byName.set(cfg.name, rt)
     }
@@ -69,8 +77,14 @@ export class ShadowSet implements MirrorJobSink {
     this.#captureLimit = limit
     this.runtimes = next
     this.#byName = byName
-    for (const rt of old.values()) void rt.pool.close().catch(() => {})
-    if (oldNoise !== null) void oldNoise.pool.close().catch(() => {})
+    // A replaced pool is closed once the requests planned before the reload had time to go out
+    // (close() itself waits for those in flight).
+    const retired = [...old.values()].filter((rt) => !kept.has(rt))
+    if (oldNoise !== null) retired.push(oldNoise)
+    if (retired.length > 0) {
+      const grace = Math.max(...retired.map((rt) => rt.cfg.timeoutMs)) + RETIRE_GRACE_MS
+      setTimeout(() => { for (const rt of retired) void rt.pool.close().catch(() => {}) }, grace).unref()
+    }
   }
 
   get (name: string): ShadowRuntime | undefined {
@@ -130,12 +144,9 @@ export class ShadowSet implements MirrorJobSink {
       captureLimit: this.#captureLimit,
       sink: this
     })
-    if (!hasBody) {
-      job.bodyReady(null)
-      return { job, body: null }
-    }
-    // A small body is read whole by the proxy server, which hands it to job.bodyReady.
-    if (buffered) return { job, body: null }
+    // Without a body, or with a small one the proxy server reads whole, the server hands the
+    // body to the job (onRequestBody) right after dispatching the primary.
+    if (!hasBody || buffered) return { job, body: null }
     // A large or chunked body streams to the primary through a tee that keeps a bounded copy.
     // pipe() rather than pipeline(): no AbortController per request (measured: ~2x the CPU of
     // the whole mirror path on Node 20). When the client goes away, the primary request is
