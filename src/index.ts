@@ -58,7 +58,6 @@ export class Penumbra {
     this.metrics = opts.metrics ?? new Metrics({ version: VERSION })
     this.compare = new CompareStage(config, this.metrics, this.log)
     this.shadows = new ShadowSet(config, this.metrics, this.compare)
-    this.compare.shadows = this.shadows
     this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows)
     this.#probe = new PrimaryProbe(() => this.proxy.primaryUrl)
     this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin.token)

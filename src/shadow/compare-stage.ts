@@ -8,7 +8,7 @@ import { MismatchStore } from '../compare/mismatch-store.js'
 import { normalisePath } from '../compare/json-pointer.js'
 import type { CompareJob, CompareResult } from '../compare/types.js'
 import type { MirrorJob } from './mirror-job.js'
-import type { JobConsumer, ShadowSet } from './shadow-set.js'
+import type { JobConsumer } from './shadow-set.js'
 import type { ShadowRuntime } from './shadow-runtime.js'
 import { ShadowReport, type ComparisonOutcome } from './shadow-report.js'
 
@@ -29,7 +29,6 @@ export class CompareStage implements JobConsumer {
   readonly store: MismatchStore
   readonly noise: NoiseTracker
   readonly reports = new Map<string, ShadowReport>()
-  shadows: ShadowSet | null = null
   readonly #metrics: Metrics
   readonly #log: Logger
   readonly #limiter = new PathLimiter(100)

@@ -62,15 +62,14 @@ export class ShadowRuntime {
   /** The noise replay to the primary: same isolation rules, but no per-shadow metric series. */
   readonly internal: boolean
 
-  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { state?: ShadowState, internal?: boolean, shared?: ShadowShared, pool?: Pool } = {}) {
-    const state = opts.state
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { internal?: boolean, shared?: ShadowShared, pool?: Pool } = {}) {
     this.internal = opts.internal === true
     this.name = cfg.name
     this.cfg = cfg
     this.compare = compare
     this.#metrics = metrics
-    this.sampleRate = state?.sampleRate ?? cfg.sampleRate
-    this.enabled = state?.enabled ?? cfg.enabled
+    this.sampleRate = cfg.sampleRate
+    this.enabled = cfg.enabled
     this.sampleBy = parseSampleBy(cfg.sampleBy)
     this.rewrite = new RequestRewrite(cfg.rewrite)
     this.#redactedCfg = structuredClone(cfg)

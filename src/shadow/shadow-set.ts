@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Config, ShadowConfig } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { mergeCompareConfig } from '../compare/merge-config.js'
-import { ShadowRuntime, type ShadowState } from './shadow-runtime.js'
+import { ShadowRuntime } from './shadow-runtime.js'
 import { MirrorJob, type MirrorJobSink } from './mirror-job.js'
 import type { ShadowCall } from './shadow-call.js'
 import { BodyTee } from './body-tee.js'
@@ -46,22 +46,21 @@ export class ShadowSet implements MirrorJobSink {
   /**
    * Swaps in the shadows of a (re)loaded config in one assignment. Runtime state set through
    * PATCH is replaced by the file's values; counters and the in-flight count (the concurrency
-   * semaphore) carry over for shadows that keep their name.
-   * Old pools are closed once their requests are done.
+   * semaphore) carry over for shadows that keep their name, and so does the connection pool when
+   * the new config would build the same one; a replaced pool closes after a grace period.
    */
-  load (config: Config, keepState = false): void {
+  load (config: Config): void {
     const old = this.#byName
     const next: ShadowRuntime[] = []
     const kept = new Set<ShadowRuntime>()
     const byName = new Map<string, ShadowRuntime>()
     for (const cfg of config.shadows) {
       const prev = old.get(cfg.name)
-      const state: ShadowState | undefined = keepState && prev !== undefined ? { sampleRate: prev.sampleRate, enabled: prev.enabled } : undefined
       // Keep the pool when it would be the same: requests planned before the reload (their body
       // still uploading) are then sent as usual instead of failing on a closed pool.
       const pool = prev !== undefined && prev.samePool(cfg) ? prev.pool : undefined
       if (pool !== undefined) kept.add(prev!)
-      const rt = new ShadowRuntime(cfg, mergeCompareConfig(config.compare, cfg.compare), this.#metrics, { state, shared: prev?.shared, pool })
+      const rt = new ShadowRuntime(cfg, mergeCompareConfig(config.compare, cfg.compare), this.#metrics, { shared: prev?.shared, pool })
       next.push(rt)
       byName.set(cfg.name, rt)
     }
