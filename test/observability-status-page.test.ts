@@ -168,10 +168,13 @@ describe('status page in chromium', { skip: CHROMIUM.skip, timeout: 120_000 }, (
       await page.waitForTimeout(300)
       const shot = join(ROOT, 'test', 'artifacts', 'status-page.png')
       mkdirSync(join(ROOT, 'test', 'artifacts'), { recursive: true })
-      mkdirSync(join(ROOT, 'docs'), { recursive: true })
       await page.evaluate('window.scrollTo(0, 0)')
       await page.screenshot({ path: shot, fullPage: true })
-      copyFileSync(shot, join(ROOT, 'docs', 'status-page.png'))
+      // The README's picture is refreshed on request only, so a test run leaves the tree clean.
+      if (process.env.PENUMBRA_UPDATE_DOCS === '1') {
+        mkdirSync(join(ROOT, 'docs'), { recursive: true })
+        copyFileSync(shot, join(ROOT, 'docs', 'status-page.png'))
+      }
       assert.ok(statSync(shot).size > 10_000, 'a real screenshot')
       assert.deepEqual(jsErrors(page), [])
     } finally {
