@@ -55,7 +55,7 @@ export class Metrics {
     this.requests = new Counter({ name: 'penumbra_requests_total', help: 'Client requests answered, by method and status code.', labelNames: ['method', 'code'], registers: r })
     this.requestDuration = new Histogram({ name: 'penumbra_request_duration_seconds', help: 'Client-facing request duration, from the request head to the last response byte.', buckets: LATENCY_BUCKETS, registers: r })
     this.upstreamDuration = new Histogram({ name: 'penumbra_upstream_duration_seconds', help: 'Upstream duration from dispatch to the last response byte; upstream is "primary" or a shadow name.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: r })
-    this.upstreamErrors = new Counter({ name: 'penumbra_upstream_errors_total', help: 'Upstream failures by upstream and reason (refused, reset, timeout, dns, bad_response, aborted, other).', labelNames: ['upstream', 'reason'], registers: r })
+    this.upstreamErrors = new Counter({ name: 'penumbra_upstream_errors_total', help: 'Upstream failures by upstream and reason (refused, reset, timeout, dns, bad_response, bad_request, aborted, other).', labelNames: ['upstream', 'reason'], registers: r })
     this.inflight = new Gauge({ name: 'penumbra_inflight_requests', help: 'Client requests in flight.', registers: r })
 
     this.shadowRequests = new Counter({ name: 'penumbra_shadow_requests_total', help: 'Requests mirrored to a shadow, by outcome (ok, error, timeout).', labelNames: ['shadow', 'outcome'], registers: r })
