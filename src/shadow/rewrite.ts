@@ -1,4 +1,5 @@
 import type { ShadowConfig } from '../config/schema.js'
+import { parsePointer } from '../compare/json-pointer.js'
 
 /**
  * A shadow's request rewrites (issue #3 `rewrite`), compiled once: a regex replace on path+query
@@ -16,7 +17,7 @@ export class RequestRewrite {
     const json = cfg?.json
     this.#json = json === undefined || Object.keys(json).length === 0
       ? null
-      : Object.entries(json).map(([pointer, value]) => [pointerSegments(pointer), value])
+      : Object.entries(json).map(([pointer, value]) => [parsePointer(pointer), value])
   }
 
   path (url: string): string {
@@ -43,12 +44,6 @@ export class RequestRewrite {
       return body
     }
   }
-}
-
-/** RFC 6901 pointer → unescaped reference tokens. */
-function pointerSegments (pointer: string): string[] {
-  if (pointer === '') return []
-  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
 }
 
 /** Sets the value at the pointer, creating missing objects on the way; `-` appends to an array. */
