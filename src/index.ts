@@ -114,7 +114,7 @@ export class Penumbra {
     this.admin?.stopping()
     await this.proxy.close(deadline)
     await this.shadows.close(deadline)
-    await this.compare.close()
+    await this.compare.close(deadline)
     await this.admin?.close()
     this.log.flush()
   }

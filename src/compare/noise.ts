@@ -133,6 +133,13 @@ export class NoiseTracker {
     return true
   }
 
+  /** The paths noisy for `shadow` now (what `isNoisy(path, shadow)` accepts; never `other`). */
+  noisyPaths (shadow: string): string[] {
+    const out: string[] = []
+    for (const path of this.#noiseDiffs.keys()) if (this.isNoisy(path, shadow)) out.push(path)
+    return out
+  }
+
   /** A JSON-ready view for `GET /noise`. */
   snapshot (): NoiseSnapshot {
     const shadows = [...this.#shadowSamples.keys()].sort()

@@ -92,6 +92,12 @@ const compareShape = {
   textSimilarity: z.number().min(0, 'must be within 0..1').max(1, 'must be within 0..1').default(0.9),
   noise: noise.prefault({}),
   mismatches: mismatches.prefault({}),
+  /**
+   * Jobs whose captured responses hold at least this many bytes are compared on a worker thread,
+   * off the event loop; smaller ones on the event loop in 5 ms slices (cheaper than a thread
+   * round trip). 0: all on the thread; null: none.
+   */
+  workerMinBytes: z.number().int().min(0, 'must be >= 0').nullable().default(64 * 1024),
   /** Pending comparisons above this are dropped and counted: a CPU-heavy diff never starves the proxy. */
   maxPending: z.number().int().min(1, 'must be >= 1').default(1000),
   /** …and at most this many bytes of captured bodies waiting. */

@@ -63,7 +63,7 @@ export class Metrics {
     this.shadowInflight = new Gauge({ name: 'penumbra_shadow_inflight', help: 'Mirrored requests in flight per shadow.', labelNames: ['shadow'], registers: r })
 
     this.comparisons = new Counter({ name: 'penumbra_comparisons_total', help: 'Primary-vs-shadow comparisons by outcome (match, mismatch, shadow_error, shadow_timeout, unparseable).', labelNames: ['shadow', 'outcome'], registers: r })
-    this.comparisonsDropped = new Counter({ name: 'penumbra_comparisons_dropped_total', help: 'Comparisons not made, by reason (queue_full, primary_error, primary_too_large, disabled).', labelNames: ['shadow', 'reason'], registers: r })
+    this.comparisonsDropped = new Counter({ name: 'penumbra_comparisons_dropped_total', help: 'Comparisons not made, by reason (queue_full, primary_error, disabled, worker_failed).', labelNames: ['shadow', 'reason'], registers: r })
     this.fieldMismatches = new Counter({ name: 'penumbra_field_mismatches_total', help: 'Differences per normalised field path (array indices as *); at most 100 paths per shadow, the rest as "other".', labelNames: ['shadow', 'path'], registers: r })
     this.instancesCompared = new Counter({ name: 'penumbra_instances_compared_total', help: 'Prediction instances compared (a batch of 32 counts 32).', labelNames: ['shadow'], registers: r })
     this.instanceDisagreements = new Counter({ name: 'penumbra_instance_disagreements_total', help: 'Prediction instances on which the shadow disagrees with the primary.', labelNames: ['shadow'], registers: r })

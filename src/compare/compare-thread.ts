@@ -1,0 +1,66 @@
+// The comparison worker thread (see compare-worker.ts for the protocol and why it exists).
+// Everything CPU-heavy about a comparison (inflating, UTF-8 decoding, JSON.parse of both bodies,
+// the structural diff, the instance walk) happens here, off the event loop that serves clients.
+import { parentPort } from 'node:worker_threads'
+import { Comparator } from './comparator.js'
+import type { CompareResult } from './types.js'
+import type { FromThread, ThreadJob, ThreadReply, ToThread, WireResponse } from './compare-worker.js'
+import type { CapturedResponse } from './types.js'
+
+const port = parentPort
+if (port === null) throw new Error('compare-thread.js must run as a worker thread')
+
+const comparators = new Map<number, Comparator>()
+const noisy = new Map<string, ReadonlySet<string>>()
+
+port.on('message', (msg: ToThread) => {
+  switch (msg.type) {
+    case 'config':
+      comparators.set(msg.key, new Comparator(msg.compare))
+      return
+    case 'noisy':
+      if (msg.paths === null) noisy.delete(msg.shadow)
+      else noisy.set(msg.shadow, new Set(msg.paths))
+      return
+    case 'jobs': {
+      const replies: FromThread = []
+      for (const job of msg.jobs) replies.push(run(job))
+      port.postMessage(replies)
+    }
+  }
+})
+
+function run (job: ThreadJob): ThreadReply {
+  const primary = captured(job.primary)
+  const results: Array<CompareResult | null> = []
+  for (const item of job.items) {
+    const comparator = comparators.get(item.key)
+    if (comparator === undefined) { results.push(null); continue }
+    const set = item.noiseShadow === null ? undefined : noisy.get(item.noiseShadow)
+    const res = comparator.compare({
+      shadow: item.noiseShadow ?? 'primary',
+      requestId: job.requestId,
+      method: job.method,
+      url: job.url,
+      requestHeaders: {},
+      requestBody: null,
+      primary,
+      shadowResponse: captured(item.response)
+    }, item.noiseShadow === null ? undefined : set === undefined ? never : (p) => set.has(p))
+    // Parsed bodies only travel back when the mismatch store will keep them.
+    if (res.outcome !== 'mismatch' || item.learn) {
+      delete res.primaryBody
+      delete res.shadowBody
+    }
+    results.push(res)
+  }
+  return { id: job.id, results }
+}
+
+function captured (w: WireResponse): CapturedResponse {
+  return { status: w.status, headers: w.headers, body: Buffer.from(w.body.buffer, w.body.byteOffset, w.body.byteLength), truncated: w.truncated, durationMs: w.durationMs }
+}
+
+function never (): boolean {
+  return false
+}
