@@ -42,7 +42,7 @@ async function startModelServer (id: ServerId, opts: BenchOptions): Promise<numb
 }
 
 async function startTarget (s: Scenario, servers: Map<ServerId, number>, tmp: string, nginxBin: string | null): Promise<Target> {
-  const primary = `http://127.0.0.1:${servers.get('primary')!}`
+  const primary = `http://127.0.0.1:${servers.get(s.primaryServer ?? 'primary')!}`
   const path = '/v1/models/demo:predict'
   const probeBody = predictBody(SMALL_BYTES)
   switch (s.target) {
@@ -194,7 +194,8 @@ async function main (): Promise<number> {
   }
 
   const tmp = mkdtempSync(join(tmpdir(), 'penumbra-bench-'))
-  const bodies = { small: predictBody(SMALL_BYTES), '1mb': predictBody(LARGE_BYTES) }
+  const small = predictBody(SMALL_BYTES)
+  const bodies = { small, '1mb': predictBody(LARGE_BYTES), bigresp: small }
   log(`penumbra bench: ${active.length} scenario(s), ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, ${opts.connections} connections; temp dir ${tmp}`)
 
   let exitCode = 0

@@ -1,13 +1,14 @@
 // Fake KServe-v1 model server, run as its own child process (never in the bench's process, so its
 // CPU shows up as a separate process and cannot distort autocannon's own event loop).
 //
-//   node model-server.js [--delay MS] [--hang] [--disagree-rate R] [--name NAME]
+//   node model-server.js [--delay MS] [--hang] [--disagree-rate R] [--response-kb N] [--name NAME]
 //
 // Listens on 127.0.0.1:0 and reports the port to the parent over IPC: {type: 'ready', port}.
 // Answers POST /v1/models/<m>:predict with a fixed ~1 KB `{"predictions": [...]}` after --delay ms.
 // The body is fixed (not computed from the request) so primary and shadows agree and the
 // comparator's work is the same in every scenario; --disagree-rate flips one label in that
-// fraction of answers so the mismatch path is exercised too. --hang reads the request and never
+// fraction of answers so the mismatch path is exercised too. --response-kb N answers ~N KB
+// instead: 8 instances, each with a label and an embedding of full-precision doubles. --hang reads the request and never
 // answers (a shadow that is down behind an accepting load balancer).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { parseArgs } from 'node:util'
@@ -17,14 +18,16 @@ const { values } = parseArgs({
     delay: { type: 'string', default: '0' },
     hang: { type: 'boolean', default: false },
     'disagree-rate': { type: 'string', default: '0' },
+    'response-kb': { type: 'string', default: '0' },
     name: { type: 'string', default: 'model' }
   },
   strict: true
 })
 const delay = Number(values.delay)
 const disagreeRate = Number(values['disagree-rate'])
-if (!Number.isFinite(delay) || delay < 0 || !Number.isFinite(disagreeRate) || disagreeRate < 0 || disagreeRate > 1) {
-  process.stderr.write('model-server: --delay must be >= 0 and --disagree-rate within 0..1\n')
+const responseKb = Number(values['response-kb'])
+if (!Number.isFinite(delay) || delay < 0 || !Number.isFinite(disagreeRate) || disagreeRate < 0 || disagreeRate > 1 || !Number.isInteger(responseKb) || responseKb < 0) {
+  process.stderr.write('model-server: --delay must be >= 0, --disagree-rate within 0..1, --response-kb a whole number >= 0\n')
   process.exit(2)
 }
 
@@ -39,8 +42,17 @@ function predictions (flip: boolean): Buffer {
   })
   return Buffer.from(JSON.stringify({ model_name: 'demo', model_version: '1', predictions: preds }))
 }
-const AGREE = predictions(false)
-const DISAGREE = predictions(true)
+/** ~`kb` KB: 8 instances with a label and an embedding (values in (-1, 1), ~20 bytes each). */
+function embeddings (kb: number, flip: boolean): Buffer {
+  const dims = Math.max(1, Math.round(kb * 1024 / 8 / 20))
+  const preds = Array.from({ length: 8 }, (_, i) => ({
+    label: flip && i === 3 ? LABELS[1] : LABELS[0],
+    embedding: Array.from({ length: dims }, (_, d) => Math.sin(i * 7919 + d * 0.61803398875))
+  }))
+  return Buffer.from(JSON.stringify({ model_name: 'demo', model_version: '1', predictions: preds }))
+}
+const AGREE = responseKb > 0 ? embeddings(responseKb, false) : predictions(false)
+const DISAGREE = responseKb > 0 ? embeddings(responseKb, true) : predictions(true)
 
 function answer (res: ServerResponse): void {
   if (res.destroyed) return

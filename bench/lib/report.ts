@@ -2,11 +2,12 @@
 // never asserted: the bench exits 0 on a MISS, because timings on a shared 2-core box are evidence,
 // not a test oracle.
 import type { LoadResult } from './load.js'
+import { BIG_RESPONSE_KB } from './scenarios.js'
 
 export interface ScenarioResult {
   id: string
   title: string
-  body: 'small' | '1mb'
+  body: 'small' | '1mb' | 'bigresp'
   status: 'ok' | 'skipped' | 'failed'
   note?: string
   rounds: LoadResult[]
@@ -178,6 +179,7 @@ export function renderMarkdown (rep: BenchReport): string {
   const get = (id: string): LoadResult | undefined => rep.scenarios.find((s) => s.id === id && s.status === 'ok')?.median ?? undefined
   const small = rep.scenarios.filter((s) => s.body === 'small')
   const large = rep.scenarios.filter((s) => s.body === '1mb')
+  const bigresp = rep.scenarios.filter((s) => s.body === 'bigresp')
   const mc = rep.machine
   const o = rep.options
   const lines: string[] = []
@@ -187,7 +189,7 @@ export function renderMarkdown (rep: BenchReport): string {
   lines.push(`- **Software:** penumbra ${mc.penumbra} (${mc.commit}), autocannon ${mc.autocannon}${mc.nginx !== null ? `, ${mc.nginx}` : ', nginx not installed'}`)
   lines.push(`- **Load:** autocannon (programmatic, in the bench process), ${o.connections} connections, pipelining 1, POST \`/v1/models/demo:predict\` with a ${o.requestBytes} B KServe-v1 JSON body (1 MB scenarios: ${o.largeRequestBytes} B); ` +
     `${o.rounds} round(s) × ${o.durationS} s per scenario after a ${o.warmupS} s warm-up run that is discarded; scenarios alternate within each round (order rotated per round); **medians over rounds**.`)
-  lines.push(`- **Topology:** everything on 127.0.0.1 and the same ${mc.cores} cores: autocannon, the proxy under test, and fake model servers (one process each: primary with ${o.modelDelayMs} ms delay, fast shadows, a 100 ms shadow, a hanging shadow). Absolute numbers are machine-specific; compare the ratios, which come from the same run.`)
+  lines.push(`- **Topology:** everything on 127.0.0.1 and the same ${mc.cores} cores: autocannon, the proxy under test, and fake model servers (one process each: primary with ${o.modelDelayMs} ms delay, fast shadows, a 100 ms shadow, a hanging shadow, and a primary and a shadow answering ${BIG_RESPONSE_KB} KB for the big-response rows). Absolute numbers are machine-specific; compare the ratios, which come from the same run.`)
   lines.push('')
   const refIds = ['passthrough', 'undici-minimal', 'http-proxy', 'nginx']
   lines.push('## Results: ~300 B requests', '')
@@ -201,6 +203,16 @@ export function renderMarkdown (rep: BenchReport): string {
     lines.push(`| scenario | what | req/s | ${lrefs.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | foreign CPU % | peak RSS MB |`)
     lines.push(`|---|---|--:|${lrefs.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
     for (const s of large) lines.push(resultRow(s, lrefs.map(get)))
+    lines.push('')
+  }
+  if (bigresp.length > 0) {
+    const brefs = ['passthrough-bigresp', 'tee-bigresp-inline']
+    lines.push(`## Results: ${BIG_RESPONSE_KB} KB responses (~300 B requests)`, '')
+    lines.push('What the comparison thread (`compare.workerMinBytes`) is for: each comparison parses two ' +
+      `${BIG_RESPONSE_KB} KB bodies, milliseconds of CPU that, on the event loop, every client request waits behind.`, '')
+    lines.push(`| scenario | what | req/s | ${brefs.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | foreign CPU % | peak RSS MB |`)
+    lines.push(`|---|---|--:|${brefs.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
+    for (const s of bigresp) lines.push(resultRow(s, brefs.map(get)))
     lines.push('')
   }
   lines.push('Columns: *req/s* = completed responses / run duration; *× X* = req/s ratio to scenario X in the same run; ' +

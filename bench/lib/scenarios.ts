@@ -3,7 +3,10 @@
 // the bench measures what a user gets out of the box.
 
 /** The fake model servers; each runs in its own process. */
-export type ServerId = 'primary' | 'fast1' | 'fast2' | 'fast3' | 'slow' | 'hang'
+export type ServerId = 'primary' | 'fast1' | 'fast2' | 'fast3' | 'slow' | 'hang' | 'bigprimary' | 'bigshadow'
+
+/** Response size of the big-response model servers (an embedding-style output). */
+export const BIG_RESPONSE_KB = 256
 
 export type TargetKind = 'direct' | 'penumbra' | 'undici-minimal' | 'http-proxy' | 'nginx' | 'nginx-mirror'
 
@@ -20,8 +23,15 @@ export interface ShadowSpec {
 export interface Scenario {
   id: string
   title: string
-  /** 'small': ~300 B requests; '1mb': 1 MB requests (compared among themselves). */
-  body: 'small' | '1mb'
+  /**
+   * 'small': ~300 B requests; '1mb': 1 MB requests; 'bigresp': ~300 B requests answered with
+   * BIG_RESPONSE_KB responses. Each group is compared among itself.
+   */
+  body: 'small' | '1mb' | 'bigresp'
+  /** The model server behind the primary (default 'primary'). */
+  primaryServer?: ServerId
+  /** Extra top-level `compare` keys for penumbra. */
+  compare?: Record<string, unknown>
   target: TargetKind
   shadows: ShadowSpec[]
   workers?: number
@@ -69,6 +79,26 @@ export const SCENARIOS: readonly Scenario[] = [
     target: 'penumbra',
     shadows: [fast('fast', 'fast1', 1, true, { maxBodyBytes: 2 * 1024 * 1024 })],
     settleMs: 1000
+  },
+  { id: 'passthrough-bigresp', title: `${BIG_RESPONSE_KB} KB responses, penumbra, no shadows`, body: 'bigresp', primaryServer: 'bigprimary', target: 'penumbra', shadows: [], settleMs: 500 },
+  {
+    id: 'tee-bigresp',
+    title: `${BIG_RESPONSE_KB} KB responses, tee 100%, comparisons on the worker thread (default)`,
+    body: 'bigresp',
+    primaryServer: 'bigprimary',
+    target: 'penumbra',
+    shadows: [fast('big', 'bigshadow', 1, true)],
+    settleMs: 1500
+  },
+  {
+    id: 'tee-bigresp-inline',
+    title: `${BIG_RESPONSE_KB} KB responses, tee 100%, comparisons on the event loop (\`workerMinBytes: null\`)`,
+    body: 'bigresp',
+    primaryServer: 'bigprimary',
+    target: 'penumbra',
+    shadows: [fast('big', 'bigshadow', 1, true)],
+    compare: { workerMinBytes: null },
+    settleMs: 1500
   }
 ]
 
@@ -81,11 +111,13 @@ export function serverArgs (id: ServerId, primaryDelayMs: number): string[] {
     case 'fast1': case 'fast2': case 'fast3': return ['--name', id, '--delay', '0', '--disagree-rate', '0.02']
     case 'slow': return ['--name', id, '--delay', '100', '--disagree-rate', '0.02']
     case 'hang': return ['--name', id, '--hang']
+    case 'bigprimary': return ['--name', id, '--delay', String(primaryDelayMs), '--response-kb', String(BIG_RESPONSE_KB)]
+    case 'bigshadow': return ['--name', id, '--delay', '0', '--response-kb', String(BIG_RESPONSE_KB), '--disagree-rate', '0.02']
   }
 }
 
 export function serversFor (s: Scenario): ServerId[] {
-  const ids = new Set<ServerId>(['primary'])
+  const ids = new Set<ServerId>([s.primaryServer ?? 'primary'])
   for (const sh of s.shadows) ids.add(sh.server)
   if (s.target === 'nginx-mirror') ids.add('slow')
   return [...ids]
@@ -103,7 +135,7 @@ export function penumbraConfig (s: Scenario, ports: PenumbraPorts, serverPorts: 
   return {
     listen: { host: '127.0.0.1', port: ports.listen },
     admin: { enabled: true, host: '127.0.0.1', port: ports.admin },
-    primary: { url: url('primary'), timeoutMs: 30_000, connections: 128 },
+    primary: { url: url(s.primaryServer ?? 'primary'), timeoutMs: 30_000, connections: 128 },
     shadows: s.shadows.map((sh) => ({
       name: sh.name,
       url: url(sh.server),
@@ -115,7 +147,7 @@ export function penumbraConfig (s: Scenario, ports: PenumbraPorts, serverPorts: 
       maxResponseBytes: 4 * 1024 * 1024,
       ...(sh.compare ? {} : { compare: { enabled: false } })
     })),
-    compare: { enabled: true, format: 'auto' },
+    compare: { enabled: true, format: 'auto', ...s.compare },
     // Logging off the hot path: an access line per request would measure pino, not the proxy.
     log: { level: 'warn', access: false }
   }
