@@ -109,6 +109,28 @@ test('a thread that dies answers its jobs with null, stays down for the backoff,
   assert.equal(replies[1]!.results![0]!.outcome, 'mismatch', 'the config was re-sent to the new thread')
 })
 
+test('after forgetConfigs (a reload) a config in use is sent again and its jobs still compare', { timeout: 20_000 }, async (t) => {
+  const cfg = compareSchema.parse({})
+  const { w, replies } = worker()
+  t.after(() => w.close(Date.now()))
+  const submit = (id: string): void => {
+    w.submit(id, {
+      requestId: id,
+      method: 'POST',
+      url: '/x',
+      primary: toWire(captured({ a: 1 })),
+      items: [{ key: w.keyFor(cfg), noiseShadow: null, learn: false, response: toWire(captured({ a: 2 })) }]
+    })
+  }
+  assert.equal(w.up(), true)
+  submit('before')
+  w.forgetConfigs() // flushes 'before' first, then clears the thread's comparators
+  submit('after')
+  w.flush()
+  await waitFor(() => replies.length === 2, 10_000, 'both replies')
+  assert.deepEqual(replies.map((r) => [r.ctx, r.results![0]!.outcome]), [['before', 'mismatch'], ['after', 'mismatch']])
+})
+
 test('close() sends what was submitted, waits for the jobs in flight, then stops the thread; later jobs are refused', { timeout: 20_000 }, async () => {
   const cfg = compareSchema.parse({})
   const { w, replies } = worker()

@@ -1,6 +1,8 @@
 // The comparison worker thread (see compare-worker.ts for the protocol and why it exists).
 // Everything CPU-heavy about a comparison (inflating, UTF-8 decoding, JSON.parse of both bodies,
 // the structural diff, the instance walk) happens here, off the event loop that serves clients.
+import { readlinkSync } from 'node:fs'
+import { setPriority } from 'node:os'
 import { parentPort } from 'node:worker_threads'
 import { Comparator } from './comparator.js'
 import type { CompareResult } from './types.js'
@@ -9,6 +11,25 @@ import type { CapturedResponse } from './types.js'
 
 const port = parentPort
 if (port === null) throw new Error('compare-thread.js must run as a worker thread')
+
+/**
+ * Comparisons get only the CPU nothing else wants: this thread runs at the lowest priority
+ * (nice 19). Under CPU contention the event loop serving clients (and, on a shared box, the
+ * model servers) go first and comparisons queue up until they are dropped and counted
+ * (`queue_full`), rather than take CPU from the primary path (DEVELOPERS.md promise 1). On Linux
+ * a thread id is a valid setpriority(2) target and `/proc/thread-self` names it; elsewhere, or
+ * when not permitted, the thread keeps the normal priority.
+ */
+function lowerPriority (): void {
+  try {
+    const link = readlinkSync('/proc/thread-self') // "<pid>/task/<tid>"
+    const tid = Number(link.slice(link.lastIndexOf('/') + 1))
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 19)
+  } catch {
+    // not Linux, or not allowed
+  }
+}
+lowerPriority()
 
 const comparators = new Map<number, Comparator>()
 const noisy = new Map<string, ReadonlySet<string>>()
@@ -21,6 +42,9 @@ port.on('message', (msg: ToThread) => {
     case 'noisy':
       if (msg.paths === null) noisy.delete(msg.shadow)
       else noisy.set(msg.shadow, new Set(msg.paths))
+      return
+    case 'reset':
+      comparators.clear()
       return
     case 'jobs': {
       const replies: FromThread = []

@@ -38,6 +38,7 @@ export interface ThreadJob {
 export type ToThread =
   | { type: 'config', key: number, compare: CompareConfig }
   | { type: 'noisy', shadow: string, paths: string[] | null }
+  | { type: 'reset' }
   | { type: 'jobs', jobs: ThreadJob[] }
 
 /** The thread's answer to one job: one result per item (null: unknown comparator key). */
@@ -126,11 +127,15 @@ export class CompareWorker<T> {
   }
 
   /**
-   * Forgets the configs sent so far (after a reload) so that only live ones are re-sent to a
-   * restarted thread. Configs in use keep their keys.
+   * Forgets the comparator configs sent so far, here and in the thread (after a reload, whose
+   * shadows bring new configs): configs still in use are sent again on their next job, so the
+   * thread only keeps live comparators. Jobs already submitted are sent first.
    */
   forgetConfigs (): void {
+    this.flush()
     this.#configs.clear()
+    this.#sent.clear()
+    this.#worker?.postMessage({ type: 'reset' } satisfies ToThread)
   }
 
   /**
