@@ -27,10 +27,10 @@ export const USAGE = `penumbra bench (issue #6): autocannon against penumbra, ba
 Usage: npm run bench -- [options]
 
   --quick               about a minute: 1 round of 2 s per scenario, 1 s warm-up
-  --duration S          seconds per measured run (default 6; quick 2)
+  --duration S          seconds per measured run (default 4; quick 2)
   --warmup S            seconds of the discarded warm-up run per scenario (default 3; quick 1; 0 = none)
   --connections N       autocannon connections, pipelining is always 1 (default 32)
-  --rounds N            rounds; scenarios alternate within a round, the median is reported (default 5; quick 1)
+  --rounds N            rounds; scenarios alternate within a round; ratios are per round, then the median (default 7; quick 1)
   --model-delay MS      latency of the fake primary model server (default 0)
   --only ID[,ID...]     run only these scenarios (repeatable); see --list
   --skip ID[,ID...]     leave these scenarios out (repeatable)
@@ -93,10 +93,10 @@ export function parseBenchArgs (argv: string[], scenarioIds: readonly string[]):
   // in about 10 minutes.
   const opts: BenchOptions = {
     quick,
-    duration: num('duration', values.duration, 1, 600, false) ?? (quick ? 2 : 6),
+    duration: num('duration', values.duration, 1, 600, false) ?? (quick ? 2 : 4),
     warmup: num('warmup', values.warmup, 0, 120, false) ?? (quick ? 1 : 3),
     connections: num('connections', values.connections, 1, 1024, true) ?? 32,
-    rounds: num('rounds', values.rounds, 1, 20, true) ?? (quick ? 1 : 5),
+    rounds: num('rounds', values.rounds, 1, 20, true) ?? (quick ? 1 : 7),
     modelDelay: num('model-delay', values['model-delay'], 0, 10_000, true) ?? 0,
     only,
     skip,

@@ -83,8 +83,47 @@ function ratio (a: number | undefined, b: number | undefined): string {
   return a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
 }
 
+/** A ratio of scenario a to b over the rounds: median and range of the per-round ratios. */
+export interface PairedRatio { median: number, lo: number, hi: number, rounds: number }
+
+/**
+ * Paired ratio: a/b computed within each round, then the median over rounds. Both scenarios of a
+ * round ran within about a minute of each other, so the machine's slow phases (this VM's speed
+ * drifts by up to 2x over minutes) hit both sides of each ratio alike; a ratio of medians taken
+ * over different rounds mixes phases. Falls back to the ratio of the medians when the round
+ * counts differ (a scenario that failed mid-run).
+ */
+export function pairedRatio (a: ScenarioResult, b: ScenarioResult, f: (r: LoadResult) => number): PairedRatio | null {
+  const v: number[] = []
+  if (a.rounds.length === b.rounds.length) {
+    for (let i = 0; i < a.rounds.length; i++) {
+      const x = f(a.rounds[i]!)
+      const y = f(b.rounds[i]!)
+      if (Number.isFinite(x) && Number.isFinite(y) && y > 0) v.push(x / y)
+    }
+  } else if (a.median !== null && b.median !== null && f(b.median) > 0) {
+    v.push(f(a.median) / f(b.median))
+  }
+  if (v.length === 0) return null
+  v.sort((x, y) => x - y)
+  const mid = Math.floor(v.length / 2)
+  const median = v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2
+  return { median, lo: v[0]!, hi: v[v.length - 1]!, rounds: v.length }
+}
+
+function fmtRatio (r: PairedRatio | null, range = true): string {
+  if (r === null) return '—'
+  return range && r.rounds > 1 ? `${r.median.toFixed(2)}× (rounds ${r.lo.toFixed(2)}–${r.hi.toFixed(2)})` : `${r.median.toFixed(2)}×`
+}
+
 export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBench | { skipped: string }): TargetResult[] {
   const m = (id: string): LoadResult | undefined => scenarios.find((s) => s.id === id && s.status === 'ok')?.median ?? undefined
+  const sc = (id: string): ScenarioResult => scenarios.find((s) => s.id === id && s.status === 'ok')!
+  /** Paired ratio of a metric, a over b (see {@link pairedRatio}); NaN when not computable. */
+  const pr = (a: string, b: string, f: (r: LoadResult) => number): PairedRatio => pairedRatio(sc(a), sc(b), f) ?? { median: Number.NaN, lo: Number.NaN, hi: Number.NaN, rounds: 0 }
+  const rps = (r: LoadResult): number => r.rps
+  const p50 = (r: LoadResult): number => r.p50Us
+  const p99 = (r: LoadResult): number => r.p99Us
   const out: TargetResult[] = []
   const na = (text: string, why: string, informational = false): void => { out.push({ text, status: 'N/A', detail: why, informational }) }
   const check = (text: string, ok: boolean, detail: string, informational = false): void => {
@@ -104,17 +143,25 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
   // 1. passthrough vs baselines
   let why = missing('passthrough', 'http-proxy')
   if (why !== null) na('passthrough ≥ 1.3× http-proxy req/s', why)
-  else check('passthrough ≥ 1.3× http-proxy req/s', pt!.rps >= 1.3 * m('http-proxy')!.rps, `${ratio(pt!.rps, m('http-proxy')!.rps)} (${fmtInt(pt!.rps)} vs ${fmtInt(m('http-proxy')!.rps)} req/s)${cpu(pt!, m('http-proxy')!)}`)
+  else {
+    const r = pr('passthrough', 'http-proxy', rps)
+    check('passthrough ≥ 1.3× http-proxy req/s', r.median >= 1.3, `${fmtRatio(r)} (medians ${fmtInt(pt!.rps)} vs ${fmtInt(m('http-proxy')!.rps)} req/s)${cpu(pt!, m('http-proxy')!)}`)
+  }
   why = missing('passthrough', 'undici-minimal')
   if (why !== null) na('passthrough ≥ 0.9× minimal undici proxy req/s', why)
-  else check('passthrough ≥ 0.9× minimal undici proxy req/s', pt!.rps >= 0.9 * m('undici-minimal')!.rps, `${ratio(pt!.rps, m('undici-minimal')!.rps)} (${fmtInt(pt!.rps)} vs ${fmtInt(m('undici-minimal')!.rps)} req/s)${cpu(pt!, m('undici-minimal')!)}`)
+  else {
+    const r = pr('passthrough', 'undici-minimal', rps)
+    check('passthrough ≥ 0.9× minimal undici proxy req/s', r.median >= 0.9, `${fmtRatio(r)} (medians ${fmtInt(pt!.rps)} vs ${fmtInt(m('undici-minimal')!.rps)} req/s)${cpu(pt!, m('undici-minimal')!)}`)
+  }
   why = missing('passthrough', 'http-proxy', 'undici-minimal')
   if (why !== null) na('passthrough p99 no worse than http-proxy and undici-minimal', why)
   else {
     const hp = m('http-proxy')!
     const um = m('undici-minimal')!
-    check('passthrough p99 no worse than http-proxy and undici-minimal', pt!.p99Us <= hp.p99Us && pt!.p99Us <= um.p99Us,
-      `p99 ${us(pt!, 'p99Us')} vs http-proxy ${us(hp, 'p99Us')}, undici-minimal ${us(um, 'p99Us')} (autocannon ms: ${pt!.p99Ms} / ${hp.p99Ms} / ${um.p99Ms})`)
+    const rh = pr('passthrough', 'http-proxy', p99)
+    const ru = pr('passthrough', 'undici-minimal', p99)
+    check('passthrough p99 no worse than http-proxy and undici-minimal', rh.median <= 1 && ru.median <= 1,
+      `p99 ratio to http-proxy ${fmtRatio(rh)}, to undici-minimal ${fmtRatio(ru)} (medians ${us(pt!, 'p99Us')} / ${us(hp, 'p99Us')} / ${us(um, 'p99Us')})`)
   }
 
   // 2. 100 ms shadow
@@ -124,9 +171,12 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
     na('100 ms shadow at 100%: throughput ≥ 0.8× passthrough', why)
   } else {
     const s = m('shadow-100ms')!
-    check('100 ms shadow at 100%: p50 and p99 within 1.2× of passthrough', s.p50Us <= 1.2 * pt!.p50Us && s.p99Us <= 1.2 * pt!.p99Us,
-      `p50 ${ratio(s.p50Us, pt!.p50Us)} (${us(s, 'p50Us')} vs ${us(pt!, 'p50Us')}), p99 ${ratio(s.p99Us, pt!.p99Us)} (${us(s, 'p99Us')} vs ${us(pt!, 'p99Us')})`)
-    check('100 ms shadow at 100%: throughput ≥ 0.8× passthrough', s.rps >= 0.8 * pt!.rps, `${ratio(s.rps, pt!.rps)} (${fmtInt(s.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(s, pt!)}`)
+    const r50 = pr('shadow-100ms', 'passthrough', p50)
+    const r99 = pr('shadow-100ms', 'passthrough', p99)
+    check('100 ms shadow at 100%: p50 and p99 within 1.2× of passthrough', r50.median <= 1.2 && r99.median <= 1.2,
+      `p50 ${fmtRatio(r50)} (medians ${us(s, 'p50Us')} vs ${us(pt!, 'p50Us')}), p99 ${fmtRatio(r99)} (medians ${us(s, 'p99Us')} vs ${us(pt!, 'p99Us')})`)
+    const r = pr('shadow-100ms', 'passthrough', rps)
+    check('100 ms shadow at 100%: throughput ≥ 0.8× passthrough', r.median >= 0.8, `${fmtRatio(r)} (medians ${fmtInt(s.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(s, pt!)}`)
   }
 
   // 3. hanging shadow
@@ -136,7 +186,8 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
     na('hanging shadow at 100%: RSS < 200 MB for the whole run', why)
   } else {
     const s = m('shadow-hang')!
-    check('hanging shadow at 100%: p99 within 1.2× of passthrough', s.p99Us <= 1.2 * pt!.p99Us, `${ratio(s.p99Us, pt!.p99Us)} (${us(s, 'p99Us')} vs ${us(pt!, 'p99Us')})`)
+    const r = pr('shadow-hang', 'passthrough', p99)
+    check('hanging shadow at 100%: p99 within 1.2× of passthrough', r.median <= 1.2, `${fmtRatio(r)} (medians ${us(s, 'p99Us')} vs ${us(pt!, 'p99Us')})`)
     const rss = peakRss(scenarios.find((x) => x.id === 'shadow-hang')!)
     if (rss === null) na('hanging shadow at 100%: RSS < 200 MB for the whole run', 'RSS not sampled')
     else check('hanging shadow at 100%: RSS < 200 MB for the whole run', rss < 200 * MB, `peak ${fmt(rss / MB, 1)} MB (max of 200 ms VmRSS polls and VmHWM)`)
@@ -145,38 +196,45 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
   // 4. comparisons
   why = missing('passthrough', 'tee-100-compare')
   if (why !== null) na('tee 100% with comparisons ≥ 0.6× passthrough req/s', why)
-  else check('tee 100% with comparisons ≥ 0.6× passthrough req/s', m('tee-100-compare')!.rps >= 0.6 * pt!.rps, `${ratio(m('tee-100-compare')!.rps, pt!.rps)} (${fmtInt(m('tee-100-compare')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('tee-100-compare')!, pt!)}`)
+  else {
+    const r = pr('tee-100-compare', 'passthrough', rps)
+    check('tee 100% with comparisons ≥ 0.6× passthrough req/s', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('tee-100-compare')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('tee-100-compare')!, pt!)}`)
+  }
   why = missing('tee-100', 'tee-100-compare')
   if (why !== null) na('tee 100% with comparisons: p99 within 1.2× of tee 100% without', why)
   else {
     const a = m('tee-100-compare')!
     const b = m('tee-100')!
-    check('tee 100% with comparisons: p99 within 1.2× of tee 100% without', a.p99Us <= 1.2 * b.p99Us, `${ratio(a.p99Us, b.p99Us)} (${us(a, 'p99Us')} vs ${us(b, 'p99Us')})`)
+    const r = pr('tee-100-compare', 'tee-100', p99)
+    check('tee 100% with comparisons: p99 within 1.2× of tee 100% without', r.median <= 1.2, `${fmtRatio(r)} (medians ${us(a, 'p99Us')} vs ${us(b, 'p99Us')})`)
   }
 
   // 5. informational + micro-bench
   why = missing('passthrough', 'three-shadows')
   if (why !== null) na('three shadows at 100% ≥ 0.6× passthrough req/s (informational)', why, true)
-  else check('three shadows at 100% ≥ 0.6× passthrough req/s (informational)', m('three-shadows')!.rps >= 0.6 * pt!.rps, `${ratio(m('three-shadows')!.rps, pt!.rps)} (${fmtInt(m('three-shadows')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('three-shadows')!, pt!)}`, true)
+  else {
+    const r = pr('three-shadows', 'passthrough', rps)
+    check('three shadows at 100% ≥ 0.6× passthrough req/s (informational)', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('three-shadows')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('three-shadows')!, pt!)}`, true)
+  }
   if ('skipped' in compare) na('comparator micro-bench median ≤ 50 µs', compare.skipped)
   else check('comparator micro-bench median ≤ 50 µs', compare.medianUs <= 50, `median ${fmt(compare.medianUs, 1)} µs, p99 ${fmt(compare.p99Us, 1)} µs over ${fmtInt(compare.iterations)} iterations`)
   return out
 }
 
-function resultRow (s: ScenarioResult, refs: Array<LoadResult | undefined>): string {
+function resultRow (s: ScenarioResult, refs: Array<ScenarioResult | undefined>): string {
   const r = s.median
   const rss = peakRss(s)
   const name = `\`${s.id}\``
   if (s.status !== 'ok' || r === null) return `| ${name} | ${s.title} | ${s.status}: ${s.note ?? ''} |${' |'.repeat(10 + refs.length)}`
   return [
-    name, s.title, fmtInt(r.rps), ...refs.map((ref) => ratio(r.rps, ref?.rps)),
+    name, s.title, fmtInt(r.rps), ...refs.map((ref) => ref === undefined ? '—' : fmtRatio(pairedRatio(s, ref, (x) => x.rps), false)),
     String(r.p50Ms), String(r.p99Ms), fmt(r.avgMs, 2), fmtInt(r.p50Us), fmtInt(r.p99Us),
     fmtInt(r.errors), fmtInt(r.non2xx), fmtInt(r.cpuUsPerReq), fmt(r.foreignCpuPct, 0), rss === null ? '—' : fmt(rss / MB, 0)
   ].join(' | ').replace(/^/, '| ').concat(' |')
 }
 
 export function renderMarkdown (rep: BenchReport): string {
-  const get = (id: string): LoadResult | undefined => rep.scenarios.find((s) => s.id === id && s.status === 'ok')?.median ?? undefined
+  const get = (id: string): ScenarioResult | undefined => rep.scenarios.find((s) => s.id === id && s.status === 'ok' && s.median !== null)
   const small = rep.scenarios.filter((s) => s.body === 'small')
   const large = rep.scenarios.filter((s) => s.body === '1mb')
   const bigresp = rep.scenarios.filter((s) => s.body === 'bigresp')
@@ -215,7 +273,7 @@ export function renderMarkdown (rep: BenchReport): string {
     for (const s of bigresp) lines.push(resultRow(s, brefs.map(get)))
     lines.push('')
   }
-  lines.push('Columns: *req/s* = completed responses / run duration; *× X* = req/s ratio to scenario X in the same run; ' +
+  lines.push('Columns: *req/s* = completed responses / run duration (median over rounds); *× X* = req/s ratio to scenario X, computed within each round and then the median over rounds (paired: both runs of a ratio saw the same machine phase); ' +
     '*p50/p99 ms* = autocannon\'s percentiles, which are **whole milliseconds** (its histogram resolution); *avg ms* = autocannon\'s latency.average; ' +
     '*p50/p99 µs* = the same percentiles computed from autocannon\'s per-response float timings (2xx only), used for the latency targets; ' +
     '*proxy CPU µs/req* = user+system CPU time of the proxy process (tree) during the run / completed requests (robust against CPU contention, unlike req/s); ' +
