@@ -20,6 +20,18 @@ function worker (opts: { script?: URL } = {}): { w: CompareWorker<string>, repli
   return { w, replies, failures }
 }
 
+/** Submits one small comparison (primary `p` vs shadow `s`) under `cfg`; flushes unless told not to. */
+function submitPair (w: CompareWorker<string>, id: string, cfg: ReturnType<typeof compareSchema.parse>, p: object, s: object, opts: { noiseShadow?: string, flush?: boolean } = {}): void {
+  w.submit(id, {
+    requestId: id,
+    method: 'POST',
+    url: '/x',
+    primary: toWire(captured(p)),
+    items: [{ key: w.keyFor(cfg), noiseShadow: opts.noiseShadow ?? null, learn: false, response: toWire(captured(s)) }]
+  })
+  if (opts.flush !== false) w.flush()
+}
+
 test('the thread gives the same results as the inline comparator; parsed bodies come back for mismatches only', { timeout: 20_000 }, async (t) => {
   const cfg = compareSchema.parse({ ignore: ['/predictions/*/model_version'] })
   const { w, replies, failures } = worker()
@@ -61,16 +73,7 @@ test('the noise predicate is the shadow\'s noisy-path set as last sent to the th
   const cfg = compareSchema.parse({})
   const { w, replies } = worker()
   t.after(() => w.close(Date.now()))
-  const job = (id: string): void => {
-    w.submit(id, {
-      requestId: id,
-      method: 'POST',
-      url: '/x',
-      primary: toWire(captured({ a: 1, id: 'p' })),
-      items: [{ key: w.keyFor(cfg), noiseShadow: 'cand', learn: false, response: toWire(captured({ a: 1, id: 's' })) }]
-    })
-    w.flush()
-  }
+  const job = (id: string): void => submitPair(w, id, cfg, { a: 1, id: 'p' }, { a: 1, id: 's' }, { noiseShadow: 'cand' })
   job('before')
   await waitFor(() => replies.length === 1, 10_000, 'first reply')
   w.setNoisy('cand', ['/id'])
@@ -85,16 +88,7 @@ test('a thread that dies answers its jobs with null, stays down for the backoff,
   const cfg = compareSchema.parse({})
   const { w, replies, failures } = worker({ script: new URL('./helpers/crashing-compare-thread.js', import.meta.url) })
   t.after(() => w.close(Date.now()))
-  const submit = (id: string): void => {
-    w.submit(id, {
-      requestId: id,
-      method: 'POST',
-      url: '/x',
-      primary: toWire(captured({ a: 1 })),
-      items: [{ key: w.keyFor(cfg), noiseShadow: null, learn: false, response: toWire(captured({ a: 2 })) }]
-    })
-    w.flush()
-  }
+  const submit = (id: string): void => submitPair(w, id, cfg, { a: 1 }, { a: 2 })
   assert.equal(w.up(), true)
   submit('crash')
   await waitFor(() => replies.length === 1, 10_000, 'the dead thread\'s answer')
@@ -113,15 +107,7 @@ test('after forgetConfigs (a reload) a config in use is sent again and its jobs 
   const cfg = compareSchema.parse({})
   const { w, replies } = worker()
   t.after(() => w.close(Date.now()))
-  const submit = (id: string): void => {
-    w.submit(id, {
-      requestId: id,
-      method: 'POST',
-      url: '/x',
-      primary: toWire(captured({ a: 1 })),
-      items: [{ key: w.keyFor(cfg), noiseShadow: null, learn: false, response: toWire(captured({ a: 2 })) }]
-    })
-  }
+  const submit = (id: string): void => submitPair(w, id, cfg, { a: 1 }, { a: 2 }, { flush: false })
   assert.equal(w.up(), true)
   submit('before')
   w.forgetConfigs() // flushes 'before' first, then clears the thread's comparators
