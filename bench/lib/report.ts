@@ -193,6 +193,14 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
     else check('hanging shadow at 100%: RSS < 200 MB for the whole run', rss < 200 * MB, `peak ${fmt(rss / MB, 1)} MB (max of 200 ms VmRSS polls and VmHWM)`)
   }
 
+  // 3b. teeing to a fast shadow (issue "teeing": comparisons are the next issue's, so off here)
+  why = missing('passthrough', 'tee-100')
+  if (why !== null) na('tee 100% to one fast shadow (comparisons off) ≥ 0.6× passthrough req/s', why)
+  else {
+    const r = pr('tee-100', 'passthrough', rps)
+    check('tee 100% to one fast shadow (comparisons off) ≥ 0.6× passthrough req/s', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('tee-100')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('tee-100')!, pt!)}`)
+  }
+
   // 4. comparisons
   why = missing('passthrough', 'tee-100-compare')
   if (why !== null) na('tee 100% with comparisons ≥ 0.6× passthrough req/s', why)

@@ -233,7 +233,13 @@ export class CompareStage implements JobConsumer {
       this.#done({ job, targets, inputs }, null)
       return
     }
-    w.submit({ job, targets, inputs }, { requestId: job.requestId, method: job.method, url: job.url, primary: toWire(job.primary.response!), items })
+    try {
+      w.submit({ job, targets, inputs }, { requestId: job.requestId, method: job.method, url: job.url, primary: toWire(job.primary.response!), items })
+    } catch (err) {
+      // Not submitted, so no callback will release the job's bytes.
+      this.#pendingBytes -= job.bytes
+      throw err
+    }
   }
 
   #thread (): CompareWorker<Submitted> {
