@@ -32,6 +32,8 @@ test('a minimal config gets the documented defaults', () => {
   assert.equal(c.shutdown.timeoutMs, 10_000)
   assert.equal(c.workers, 1)
   assert.deepEqual(c.shadows, [])
+  assert.equal(c.compare.workerMinBytes, 65_536)
+  assert.equal(validateConfig({ primary: P, compare: { workerMinBytes: null } }).compare.workerMinBytes, null)
 })
 
 test('a primary that points at penumbra itself is rejected (a request loop)', () => {
@@ -65,6 +67,9 @@ test('each kind of problem names its key path', () => {
     [{ primary: P, proxy: { via: 'has space' } }, /^proxy\.via: must be an RFC 9110 token$/],
     [{ primary: P, proxy: { requestIdHeader: 'bad header' } }, /^proxy\.requestIdHeader: must be an HTTP header name/],
     [{ primary: P, shutdown: { timeoutMs: -1 } }, /^shutdown\.timeoutMs: /],
+    [{ primary: P, compare: { workerMinBytes: -1 } }, /^compare\.workerMinBytes: must be >= 0$/],
+    [{ primary: P, compare: { workerMinBytes: 'big' } }, /^compare\.workerMinBytes: /],
+    [{ primary: P, shadows: [{ name: 'a', url: 'http://127.0.0.1:1', compare: { workerMinBytes: 0 } }] }, /^shadows\[0\]\.compare\.workerMinBytes: unknown key$/],
     [{}, /^primary: is required$/],
     [{ primary: {} }, /^primary\.url: is required$/],
     [{ primary: P, shadows: [{ name: 'a', url: 'http://127.0.0.1:1' }, { name: 'a', url: 'http://127.0.0.1:2' }] }, /^shadows\[1\]\.name: duplicate shadow name "a"$/],
