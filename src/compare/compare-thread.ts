@@ -5,9 +5,8 @@ import { readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { parentPort } from 'node:worker_threads'
 import { Comparator } from './comparator.js'
-import type { CompareResult } from './types.js'
+import type { CapturedResponse, CompareResult } from './types.js'
 import type { FromThread, ThreadJob, ThreadReply, ToThread, WireResponse } from './compare-worker.js'
-import type { CapturedResponse } from './types.js'
 
 const port = parentPort
 if (port === null) throw new Error('compare-thread.js must run as a worker thread')
@@ -40,8 +39,7 @@ port.on('message', (msg: ToThread) => {
       comparators.set(msg.key, new Comparator(msg.compare))
       return
     case 'noisy':
-      if (msg.paths === null) noisy.delete(msg.shadow)
-      else noisy.set(msg.shadow, new Set(msg.paths))
+      noisy.set(msg.shadow, new Set(msg.paths))
       return
     case 'reset':
       comparators.clear()

@@ -25,7 +25,6 @@ export interface ThreadItem {
 
 /** One mirrored request: the primary response once, compared against each item. */
 export interface ThreadJob {
-  type: 'job'
   id: number
   requestId: string
   method: string
@@ -37,7 +36,7 @@ export interface ThreadJob {
 /** Messages to the thread. */
 export type ToThread =
   | { type: 'config', key: number, compare: CompareConfig }
-  | { type: 'noisy', shadow: string, paths: string[] | null }
+  | { type: 'noisy', shadow: string, paths: string[] }
   | { type: 'reset' }
   | { type: 'jobs', jobs: ThreadJob[] }
 
@@ -79,7 +78,7 @@ export class CompareWorker<T> {
   readonly #onFailure: (err: Error) => void
   readonly #keys = new WeakMap<CompareConfig, number>()
   readonly #configs = new Map<number, CompareConfig>()
-  readonly #noisy = new Map<string, string[] | null>()
+  readonly #noisy = new Map<string, string[]>()
   readonly #pending = new Map<number, T>()
   #worker: Worker | null = null
   #sent = new Set<number>()
@@ -120,8 +119,10 @@ export class CompareWorker<T> {
     return key
   }
 
-  /** Replaces a shadow's noisy-path set (null: none). */
-  setNoisy (shadow: string, paths: string[] | null): void {
+  /** Replaces a shadow's noisy-path set (empty: none); sent to the thread only when it changed. */
+  setNoisy (shadow: string, paths: string[]): void {
+    const last = this.#noisy.get(shadow)
+    if (last !== undefined && sameStrings(last, paths)) return
     this.#noisy.set(shadow, paths)
     this.#worker?.postMessage({ type: 'noisy', shadow, paths } satisfies ToThread)
   }
@@ -150,7 +151,7 @@ export class CompareWorker<T> {
    * Queues a job for the next {@link flush} (check {@link up} first); its callback comes exactly
    * once.
    */
-  submit (ctx: T, job: Omit<ThreadJob, 'type' | 'id'>): void {
+  submit (ctx: T, job: Omit<ThreadJob, 'id'>): void {
     const w = this.#thread()
     if (w === null) throw new Error('compare worker: submit while the thread is down')
     const id = this.#nextId++
@@ -165,7 +166,7 @@ export class CompareWorker<T> {
     this.#transfer.push(job.primary.body.buffer as ArrayBuffer)
     for (const item of job.items) this.#transfer.push(item.response.body.buffer as ArrayBuffer)
     this.#pending.set(id, ctx)
-    this.#batch.push({ type: 'job', id, ...job })
+    this.#batch.push({ id, ...job })
   }
 
   /** Sends the jobs submitted since the last flush, as one message. */
@@ -239,6 +240,12 @@ export class CompareWorker<T> {
     for (const ctx of pending) this.#onDone(ctx, null)
     if (this.#drained !== null) this.#drained()
   }
+}
+
+function sameStrings (a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** A captured response prepared for {@link CompareWorker.submit} (the body copied exactly). */

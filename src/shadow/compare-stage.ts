@@ -55,7 +55,6 @@ export class CompareStage implements JobConsumer {
   #scheduled = false
   #workerMinBytes: number | null
   #worker: CompareWorker<Submitted> | null = null
-  readonly #noisySent = new Map<string, string>()
 
   constructor (config: Config, metrics: Metrics, log: Logger) {
     this.#metrics = metrics
@@ -220,7 +219,8 @@ export class CompareStage implements JobConsumer {
       }
       const input = this.#input(job, i)
       if (input === null) continue
-      if (this.#noiseEnabled) this.#syncNoisy(w, rt.name)
+      // The thread's copy of the noisy paths, recomputed per job (a handful of tracked paths).
+      if (this.#noiseEnabled) w.setNoisy(rt.name, this.noise.noisyPaths(rt.name))
       items.push({ key: w.keyFor(rt.compare), noiseShadow: this.#noiseEnabled ? rt.name : null, learn: false, response: toWire(input.shadowResponse) })
       targets.push(i)
       inputs.push(input)
@@ -271,17 +271,6 @@ export class CompareStage implements JobConsumer {
     }
   }
 
-  /**
-   * Keeps the thread's copy of a shadow's noisy paths current: the set is recomputed per job
-   * (a handful of tracked paths) and sent only when it changed.
-   */
-  #syncNoisy (w: CompareWorker<Submitted>, shadow: string): void {
-    const paths = this.noise.noisyPaths(shadow)
-    const key = paths.join('\n')
-    if (this.#noisySent.get(shadow) === key) return
-    this.#noisySent.set(shadow, key)
-    w.setNoisy(shadow, paths.length === 0 ? null : paths)
-  }
 
   #comparator (rt: ShadowRuntime): Comparator {
     let c = this.#comparators.get(rt)
