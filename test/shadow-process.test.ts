@@ -106,25 +106,33 @@ test('SIGHUP with an invalid file: the problems are logged while the process run
   await waitFor(() => /shutdown\.timeoutMs/.test(c.output) && /config reload failed/.test(c.output), 3000, 'the problem in the log while running')
 })
 
-test('graceful shutdown waits for an in-flight shadow request that finishes before the deadline, then exits 0', async (t) => {
+/**
+ * One mirrored request to a shadow driven by `b` and `handler`, then SIGTERM once the shadow has
+ * its copy: what the shutdown tests below look at.
+ */
+async function sigtermWithShadowInFlight (t: { after: (fn: () => Promise<void>) => void }, b: ShadowBehaviour, handler: Parameters<typeof startUpstream>[0], shutdownMs: number, shadow: { name: string, timeoutMs: number }): Promise<{ exit: Awaited<Awaited<ReturnType<typeof startChild>>['exited']>, t0: number }> {
   const primary = await startUpstream(primaryHandler)
-  const b = new ShadowBehaviour()
-  const shadow = await startUpstream(b.delayed(1200))
+  const upstream = await startUpstream(handler)
   const agent = newAgent()
   const c = await startChild({
     primary: { url: primary.url },
-    shutdown: { timeoutMs: 5000 },
+    shutdown: { timeoutMs: shutdownMs },
     log: { level: 'warn', access: false },
-    shadows: [{ name: 'slow', url: shadow.url, timeoutMs: 10_000 }]
+    shadows: [{ ...shadow, url: upstream.url }]
   })
-  t.after(async () => { await agent.close().catch(() => {}); await c.dispose(); b.dispose(); await primary.close(); await shadow.close() })
+  t.after(async () => { await agent.close().catch(() => {}); await c.dispose(); b.dispose(); await primary.close(); await upstream.close() })
   const got = await call(agent, `${c.proxy}/p`, { body: '{}' })
   assert.equal(got.status, 200)
   await agent.close()
-  await waitFor(() => shadow.seen.length === 1, 2000, 'the shadow got its copy')
+  await waitFor(() => upstream.seen.length === 1, 2000, 'the shadow got its copy')
   const t0 = Date.now()
   c.signal('SIGTERM')
-  const exit = await c.exited
+  return { exit: await c.exited, t0 }
+}
+
+test('graceful shutdown waits for an in-flight shadow request that finishes before the deadline, then exits 0', async (t) => {
+  const b = new ShadowBehaviour()
+  const { exit, t0 } = await sigtermWithShadowInFlight(t, b, b.delayed(1200), 5000, { name: 'slow', timeoutMs: 10_000 })
   assert.equal(exit.code, 0)
   assert.equal(b.responded.length, 1, 'the shadow answered before penumbra exited')
   assert.equal(b.closedEarly, 0, 'the shadow connection was not cut')
@@ -134,24 +142,8 @@ test('graceful shutdown waits for an in-flight shadow request that finishes befo
 })
 
 test('graceful shutdown abandons a hanging shadow request at the deadline and exits 0 within shutdown.timeoutMs + margin', async (t) => {
-  const primary = await startUpstream(primaryHandler)
   const b = new ShadowBehaviour()
-  const shadow = await startUpstream(b.hang())
-  const agent = newAgent()
-  const c = await startChild({
-    primary: { url: primary.url },
-    shutdown: { timeoutMs: 1000 },
-    log: { level: 'warn', access: false },
-    shadows: [{ name: 'stuck', url: shadow.url, timeoutMs: 60_000 }]
-  })
-  t.after(async () => { await agent.close().catch(() => {}); await c.dispose(); b.dispose(); await primary.close(); await shadow.close() })
-  const got = await call(agent, `${c.proxy}/p`, { body: '{}' })
-  assert.equal(got.status, 200)
-  await agent.close()
-  await waitFor(() => shadow.seen.length === 1, 2000, 'the shadow got its copy')
-  const t0 = Date.now()
-  c.signal('SIGTERM')
-  const exit = await c.exited
+  const { exit, t0 } = await sigtermWithShadowInFlight(t, b, b.hang(), 1000, { name: 'stuck', timeoutMs: 60_000 })
   const took = exit.at - t0
   assert.equal(exit.code, 0)
   assert.ok(took >= 800, `exited after ${took} ms: it should wait for the shadow until the deadline`)
