@@ -151,6 +151,31 @@ async function runCompareMicroBench (iterations: number | undefined): Promise<Co
   }
 }
 
+/**
+ * One round's runs: the scenarios rotated by the round number (so that none always runs first or
+ * last), each `follows` scenario moved right behind its leader, and an anchor run of each
+ * scenario's `anchor` (baseline) next to it: before it in even rounds, after it in odd ones.
+ */
+function roundOrder (runnable: Scenario[], round: number): Array<{ s: Scenario, anchor: boolean }> {
+  const shift = runnable.length === 0 ? 0 : round % runnable.length
+  const rotated = [...runnable.slice(shift), ...runnable.slice(0, shift)]
+  const ids = new Set(rotated.map((s) => s.id))
+  const order: Scenario[] = []
+  for (const s of rotated) {
+    if (s.follows !== undefined && ids.has(s.follows)) continue
+    order.push(s)
+    for (const f of rotated) if (f.follows === s.id) order.push(f)
+  }
+  const out: Array<{ s: Scenario, anchor: boolean }> = []
+  for (const s of order) {
+    const base = s.anchor === undefined ? undefined : runnable.find((x) => x.id === s.anchor)
+    if (base !== undefined && round % 2 === 0) out.push({ s: base, anchor: true })
+    out.push({ s, anchor: false })
+    if (base !== undefined && round % 2 === 1) out.push({ s: base, anchor: true })
+  }
+  return out
+}
+
 function fmtLine (id: string, r: LoadResult): string {
   return `${id.padEnd(16)} ${Math.round(r.rps).toString().padStart(7)} req/s  p50 ${r.p50Ms} ms (${Math.round(r.p50Us)} µs)  p99 ${r.p99Ms} ms (${Math.round(r.p99Us)} µs)  avg ${r.avgMs.toFixed(2)} ms  cpu ${Number.isNaN(r.cpuUsPerReq) ? '-' : Math.round(r.cpuUsPerReq)} µs/req  foreign ${r.foreignCpuPct.toFixed(0)}%` +
     (r.errors + r.non2xx > 0 ? `  errors ${r.errors} non2xx ${r.non2xx}` : '')
@@ -181,7 +206,7 @@ async function main (): Promise<number> {
   const chosen = SCENARIOS.filter((s) => (opts.only.length === 0 || opts.only.includes(s.id)) && !opts.skip.includes(s.id))
   const active: Scenario[] = []
   for (const s of chosen) {
-    const r: ScenarioResult = { id: s.id, title: s.title, body: s.body, status: 'ok', rounds: [], median: null, rss: null, shadowStats: null }
+    const r: ScenarioResult = { id: s.id, title: s.title, body: s.body, status: 'ok', rounds: [], anchors: [], median: null, rss: null, shadowStats: null }
     results.set(s.id, r)
     if (s.target === 'nginx' || s.target === 'nginx-mirror') {
       if (!opts.nginx) { r.status = 'skipped'; r.note = '--no-nginx'; continue }
@@ -228,19 +253,17 @@ async function main (): Promise<number> {
     // 3. Rounds: every scenario once per round, order rotated per round so that slow drift
     // (thermal, noisy neighbours, GC of long-lived processes) spreads over all scenarios alike.
     const rssPeaks = new Map<string, number>()
+    const warmed = new Set<string>()
     for (let round = 0; round < opts.rounds; round++) {
-      const shift = runnable.length === 0 ? 0 : round % runnable.length
-      const order = [...runnable.slice(shift), ...runnable.slice(0, shift)]
-      for (const s of order) {
+      for (const { s, anchor } of roundOrder(runnable, round)) {
         const t = targets.get(s.id)!
         const r = results.get(s.id)!
         if (r.status !== 'ok') continue
         const body = bodies[s.body]
-        // Hanging upstreams must show up as timeouts, not stall the run.
         const load = { url: t.url, connections: opts.connections, body, timeoutS: 10 }
-        // --quick is a smoke run: shorter pauses, at the price of some shadow work spilling over.
         const settleMs = opts.quick ? Math.min(s.settleMs, 500) : s.settleMs
-        if (round === 0 && opts.warmup > 0) {
+        if (!warmed.has(s.id) && opts.warmup > 0) {
+          warmed.add(s.id)
           await runLoad({ ...load, durationS: opts.warmup }) // JIT, sockets, pools: discarded
           await sleep(settleMs)
         }
@@ -252,8 +275,9 @@ async function main (): Promise<number> {
         res.foreignCpuPct = cpu.foreignPct
         if (t.proc !== null && res.total > 0) res.cpuUsPerReq = cpu.targetS * 1e6 / res.total
         if (sampler !== null) rssPeaks.set(s.id, Math.max(rssPeaks.get(s.id) ?? 0, sampler.stop().sampledPeakBytes))
-        r.rounds.push(res)
-        log(`[${round + 1}/${opts.rounds}] ${fmtLine(s.id, res)}`)
+        if (anchor) (r.anchors ??= []).push(res)
+        else r.rounds.push(res)
+        log(`[${round + 1}/${opts.rounds}] ${fmtLine(anchor ? `(${s.id})` : s.id, res)}`)
         if (t.proc !== null && !t.proc.isRunning()) {
           r.status = 'failed'
           r.note = 'process died during the run'

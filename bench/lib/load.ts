@@ -25,6 +25,8 @@ export interface LoadResult {
   cpuUsPerReq: number
   /** Share of machine CPU (all cores = 100%) used by processes the bench did not start. Filled in by run.ts. */
   foreignCpuPct: number
+  /** When the run started (ms since epoch): ratios pair each run with the baseline run nearest in time. */
+  startedAt: number
 }
 
 export interface LoadOptions {
@@ -57,6 +59,7 @@ class Samples {
 
 export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
   const samples = new Samples()
+  const startedAt = Date.now()
   // The callback overload returns the Instance (an EventEmitter); the promise overload would hide it.
   const r = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon({
@@ -92,7 +95,8 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     non2xx,
     durationS: r.duration,
     cpuUsPerReq: Number.NaN,
-    foreignCpuPct: Number.NaN
+    foreignCpuPct: Number.NaN,
+    startedAt
   }
 }
 

@@ -11,6 +11,8 @@ export interface ScenarioResult {
   status: 'ok' | 'skipped' | 'failed'
   note?: string
   rounds: LoadResult[]
+  /** Extra runs of this scenario placed next to the scenarios anchored to it (ratio partners only). */
+  anchors?: LoadResult[]
   median: LoadResult | null
   /** Peak memory of the proxy process (tree) under test; null for direct. */
   rss: { sampledPeakBytes: number, hwmBytes: number } | null
@@ -70,7 +72,8 @@ export function medianOf (rounds: LoadResult[]): LoadResult | null {
     non2xx: med((r) => r.non2xx),
     durationS: med((r) => r.durationS),
     cpuUsPerReq: med((r) => r.cpuUsPerReq),
-    foreignCpuPct: med((r) => r.foreignCpuPct)
+    foreignCpuPct: med((r) => r.foreignCpuPct),
+    startedAt: Number.NaN
   }
 }
 
@@ -87,15 +90,32 @@ function ratio (a: number | undefined, b: number | undefined): string {
 export interface PairedRatio { median: number, lo: number, hi: number, rounds: number }
 
 /**
- * Paired ratio: a/b computed within each round, then the median over rounds. Both scenarios of a
- * round ran within about a minute of each other, so the machine's slow phases (this VM's speed
- * drifts by up to 2x over minutes) hit both sides of each ratio alike; a ratio of medians taken
- * over different rounds mixes phases. Falls back to the ratio of the medians when the round
- * counts differ (a scenario that failed mid-run).
+ * Paired ratio: each run of a over the run of b nearest to it in time (for a scenario with an
+ * `anchor`, the anchor run right next to it), then the median over a's runs. This VM's speed
+ * drifts by up to 2x within a minute, so both sides of a ratio must see the same phase; a ratio
+ * of medians taken over different rounds mixes phases. Results without start times (older JSON)
+ * pair by round index, and failing that (a scenario that failed mid-run) use the medians.
  */
 export function pairedRatio (a: ScenarioResult, b: ScenarioResult, f: (r: LoadResult) => number): PairedRatio | null {
+  if ((a.anchors?.length ?? 0) > 0 && (b.anchors?.length ?? 0) === 0) {
+    // a is the baseline (passthrough over http-proxy): pair from b's side, where its anchor runs
+    // sit. Each pair then gives (1/f(b)) / (1/f(a)) = f(a)/f(b), the ratio asked for.
+    return pairedRatio(b, a, (x) => 1 / f(x))
+  }
   const v: number[] = []
-  if (a.rounds.length === b.rounds.length) {
+  const partners = [...b.rounds, ...(b.anchors ?? [])]
+  const timed = partners.every((r) => typeof r.startedAt === 'number') && a.rounds.every((r) => typeof r.startedAt === 'number')
+  if (timed && partners.length > 0) {
+    // Each run of a against the run of b nearest in time (an anchor run right next to it, when
+    // the scenario has one): both saw the same phase of this machine's drifting speed.
+    for (const x of a.rounds) {
+      let y = partners[0]!
+      for (const c of partners) if (Math.abs(c.startedAt - x.startedAt) < Math.abs(y.startedAt - x.startedAt)) y = c
+      const fx = f(x)
+      const fy = f(y)
+      if (Number.isFinite(fx) && Number.isFinite(fy) && fy > 0) v.push(fx / fy)
+    }
+  } else if (a.rounds.length === b.rounds.length) {
     for (let i = 0; i < a.rounds.length; i++) {
       const x = f(a.rounds[i]!)
       const y = f(b.rounds[i]!)
@@ -254,7 +274,7 @@ export function renderMarkdown (rep: BenchReport): string {
   lines.push(`- **Machine:** ${mc.cpu}, ${mc.cores} cores, ${mc.memGb} GB RAM, ${mc.os}; Node ${mc.node}`)
   lines.push(`- **Software:** penumbra ${mc.penumbra} (${mc.commit}), autocannon ${mc.autocannon}${mc.nginx !== null ? `, ${mc.nginx}` : ', nginx not installed'}`)
   lines.push(`- **Load:** autocannon (programmatic, in the bench process), ${o.connections} connections, pipelining 1, POST \`/v1/models/demo:predict\` with a ${o.requestBytes} B KServe-v1 JSON body (1 MB scenarios: ${o.largeRequestBytes} B); ` +
-    `${o.rounds} round(s) × ${o.durationS} s per scenario after a ${o.warmupS} s warm-up run that is discarded; scenarios alternate within each round (order rotated per round); **medians over rounds**.`)
+    `${o.rounds} round(s) × ${o.durationS} s per scenario after a ${o.warmupS} s warm-up run that is discarded; scenarios alternate within each round (order rotated per round), and each scenario with a target has an extra run of its baseline right next to it (before it in even rounds, after it in odd ones); **medians over rounds**.`)
   lines.push(`- **Topology:** everything on 127.0.0.1 and the same ${mc.cores} cores: autocannon, the proxy under test, and fake model servers (one process each: primary with ${o.modelDelayMs} ms delay, fast shadows, a 100 ms shadow, a hanging shadow, and a primary and a shadow answering ${BIG_RESPONSE_KB} KB for the big-response rows). Absolute numbers are machine-specific; compare the ratios, which come from the same run.`)
   lines.push('')
   const refIds = ['passthrough', 'undici-minimal', 'http-proxy', 'nginx']
@@ -281,7 +301,7 @@ export function renderMarkdown (rep: BenchReport): string {
     for (const s of bigresp) lines.push(resultRow(s, brefs.map(get)))
     lines.push('')
   }
-  lines.push('Columns: *req/s* = completed responses / run duration (median over rounds); *× X* = req/s ratio to scenario X, computed within each round and then the median over rounds (paired: both runs of a ratio saw the same machine phase); ' +
+  lines.push('Columns: *req/s* = completed responses / run duration (median over rounds); *× X* = req/s ratio to scenario X: each run over the run of X nearest to it in time (scenarios with targets get an extra run of their baseline right next to them in every round), then the median over rounds (paired: both runs of a ratio saw the same machine phase); ' +
     '*p50/p99 ms* = autocannon\'s percentiles, which are **whole milliseconds** (its histogram resolution); *avg ms* = autocannon\'s latency.average; ' +
     '*p50/p99 µs* = the same percentiles computed from autocannon\'s per-response float timings (2xx only), used for the latency targets; ' +
     '*proxy CPU µs/req* = user+system CPU time of the proxy process (tree) during the run / completed requests (robust against CPU contention, unlike req/s); ' +

@@ -37,6 +37,15 @@ export interface Scenario {
   workers?: number
   /** Pause after each run so that shadow work started by this run cannot leak into the next. */
   settleMs: number
+  /**
+   * The baseline this scenario's target ratios are taken against. Every round runs an extra
+   * (anchor) run of it right next to this one (before it in even rounds, after it in odd ones),
+   * so that each ratio pairs two runs seconds apart: this machine's speed drifts by up to 2x
+   * within a minute, and a round of every scenario takes minutes.
+   */
+  anchor?: string
+  /** Runs right after this scenario in every round (a pair compared by a target). */
+  follows?: string
 }
 
 const fast = (name: string, server: ServerId, sampleRate: number, compare: boolean, extra: Partial<ShadowSpec> = {}): ShadowSpec =>
@@ -45,21 +54,22 @@ const fast = (name: string, server: ServerId, sampleRate: number, compare: boole
 export const SCENARIOS: readonly Scenario[] = [
   { id: 'direct', title: 'direct to the model server (no proxy)', body: 'small', target: 'direct', shadows: [], settleMs: 300 },
   { id: 'passthrough', title: 'penumbra, no shadows', body: 'small', target: 'penumbra', shadows: [], settleMs: 300 },
-  { id: 'undici-minimal', title: 'baseline: minimal undici proxy (Pool.stream)', body: 'small', target: 'undici-minimal', shadows: [], settleMs: 300 },
-  { id: 'http-proxy', title: 'baseline: http-proxy 1.18 + keep-alive agent', body: 'small', target: 'http-proxy', shadows: [], settleMs: 300 },
+  { id: 'undici-minimal', title: 'baseline: minimal undici proxy (Pool.stream)', body: 'small', target: 'undici-minimal', shadows: [], settleMs: 300, anchor: 'passthrough' },
+  { id: 'http-proxy', title: 'baseline: http-proxy 1.18 + keep-alive agent', body: 'small', target: 'http-proxy', shadows: [], settleMs: 300, anchor: 'passthrough' },
   { id: 'nginx', title: 'baseline: nginx, 1 worker, upstream keep-alive', body: 'small', target: 'nginx', shadows: [], settleMs: 300 },
   { id: 'nginx-mirror', title: 'nginx + `mirror` to a 100 ms shadow', body: 'small', target: 'nginx-mirror', shadows: [], settleMs: 1000 },
   { id: 'tee-10', title: 'tee 10%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 0.1, true)], settleMs: 500 },
-  { id: 'tee-100', title: 'tee 100%, one fast shadow, comparisons OFF', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 1, false)], settleMs: 500 },
-  { id: 'tee-100-compare', title: 'tee 100%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 1, true)], settleMs: 500 },
-  { id: 'shadow-100ms', title: 'one shadow answering in 100 ms, 100%', body: 'small', target: 'penumbra', shadows: [fast('slow', 'slow', 1, true)], settleMs: 1000 },
+  { id: 'tee-100', title: 'tee 100%, one fast shadow, comparisons OFF', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 1, false)], settleMs: 500, anchor: 'passthrough' },
+  { id: 'tee-100-compare', title: 'tee 100%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 1, true)], settleMs: 500, anchor: 'passthrough', follows: 'tee-100' },
+  { id: 'shadow-100ms', title: 'one shadow answering in 100 ms, 100%', body: 'small', target: 'penumbra', shadows: [fast('slow', 'slow', 1, true)], settleMs: 1000, anchor: 'passthrough' },
   {
     id: 'shadow-hang',
     title: 'hanging shadow, 100% (maxConcurrency 64, timeoutMs 2000)',
     body: 'small',
     target: 'penumbra',
     shadows: [fast('hang', 'hang', 1, true, { timeoutMs: 2000, maxConcurrency: 64 })],
-    settleMs: 2500
+    settleMs: 2500,
+    anchor: 'passthrough'
   },
   {
     id: 'three-shadows',
