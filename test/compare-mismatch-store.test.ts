@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { Comparator } from '../src/compare/comparator.js'
 import { MismatchStore, type MismatchesConfig } from '../src/compare/mismatch-store.js'
-import { redactValue, compileRedactions } from '../src/compare/redact.js'
+import { redactValue, compileRedactions, redactQuery } from '../src/compare/redact.js'
 import { compareSchema } from '../src/config/schema.js'
 import type { CompareJob, CompareResult } from '../src/compare/types.js'
 import { captured, makeJob } from '../bench/compare/fixtures.js'
@@ -45,7 +45,7 @@ test('add/get/list: newest first, filter by shadow, summaries without bodies', (
   assert.ok(!('request' in s) && !('primary' in s))
   const rec = store.get(ids[3]!)!
   assert.equal(rec.shadow, 'odd')
-  assert.equal(rec.path, '/v1/models/m:predict?api_key=x')
+  assert.equal(rec.path, '/v1/models/m:predict?api_key=[REDACTED]', 'credential-like query values are redacted by default')
   assert.match(rec.time, /^\d{4}-\d\d-\d\dT/)
   assert.deepEqual(rec.primary.body, { predictions: [{ label: 'a', user: { email: 'p@example.com' } }] })
   assert.deepEqual(rec.request.body, { instances: [{ email: 'u3@example.com', age: 30 }] })
@@ -96,6 +96,19 @@ test('redaction: configured headers and body pointers (with *) in request, respo
   assert.deepEqual([emailDiff.primary, emailDiff.shadow], ['[REDACTED]', '[REDACTED]'])
   assert.ok(!JSON.stringify(r).includes('example.com'))
   assert.ok(!JSON.stringify(r).includes('secret'))
+})
+
+test('redactQuery: named parameters (case-insensitive, percent-decoded), * for all, path and order kept', () => {
+  const names = new Set(['api_key', 'token'])
+  assert.equal(redactQuery('/p?a=1&API_KEY=s3&b=2', names), '/p?a=1&API_KEY=[REDACTED]&b=2')
+  assert.equal(redactQuery('/p?api%5Fkey=s3&tok%en=x&flag&token=', names), '/p?api%5Fkey=[REDACTED]&tok%en=x&flag&token=[REDACTED]')
+  assert.equal(redactQuery('/p?x=1&y=2', new Set(['*'])), '/p?x=[REDACTED]&y=[REDACTED]')
+  assert.equal(redactQuery('/p?x=1', names), '/p?x=1')
+  assert.equal(redactQuery('/p', names), '/p')
+  assert.equal(redactQuery('/p?token=1', new Set()), '/p?token=1')
+  const store = new MismatchStore(mcfg({ redact: { query: ['version'] } }))
+  const r = store.get(store.add(...mismatch(1, { url: '/m:predict?version=7&api_key=k' })))!
+  assert.equal(r.path, '/m:predict?version=[REDACTED]&api_key=k', 'a configured list replaces the default one')
 })
 
 test('redactValue copies on write and leaves the input alone', () => {

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache'
 import type { Config } from '../config/schema.js'
 import { bodyAsText, decodeBody, type BodyInput } from './body.js'
 import { normalisePath, parsePointer, unescapeSegment, WILDCARD } from './json-pointer.js'
-import { compileRedactions, REDACTED, redactHeaders, redactValue, type RedactionPatterns, type StoredHeaders } from './redact.js'
+import { compileRedactions, REDACTED, redactHeaders, redactQuery, redactValue, type RedactionPatterns, type StoredHeaders } from './redact.js'
 import type { CapturedResponse, CompareJob, CompareResult, Difference } from './types.js'
 
 /** `compare.mismatches` as validated. */
@@ -96,6 +96,7 @@ export class MismatchStore {
   readonly #maxBytes: number
   readonly #redactHeaders: ReadonlySet<string>
   readonly #redactPaths: RedactionPatterns
+  readonly #redactQuery: ReadonlySet<string>
   readonly #hooks: MismatchStoreHooks
   readonly #idPrefix = randomBytes(3).toString('hex')
   #counter = 0
@@ -113,6 +114,7 @@ export class MismatchStore {
     this.#maxBytes = cfg.maxBytes
     this.#redactHeaders = new Set(cfg.redact.headers.map((h) => h.toLowerCase()))
     this.#redactPaths = compileRedactions(cfg.redact.paths)
+    this.#redactQuery = new Set(cfg.redact.query.map((q) => q.toLowerCase()))
     this.#hooks = hooks
     this.#cache = cfg.keep > 0
       ? new LRUCache<string, MismatchRecord>({
@@ -136,7 +138,7 @@ export class MismatchStore {
       requestId: job.requestId,
       shadow: job.shadow,
       method: job.method,
-      path: job.url,
+      path: redactQuery(job.url, this.#redactQuery),
       format: result.format,
       differenceCount: result.differenceCount ?? result.differences.length,
       request: { headers: redactHeaders(job.requestHeaders, this.#redactHeaders), body: this.#requestBody(job) },

@@ -21,6 +21,37 @@ export function redactHeaders (headers: IncomingHttpHeaders, names: ReadonlySet<
   return out
 }
 
+/**
+ * The request target (path and query) with the values of the named query parameters replaced by
+ * {@link REDACTED}: names compared case-insensitively after percent-decoding; `*` in `names`
+ * matches every parameter. The path and the order and names of the parameters are kept.
+ */
+export function redactQuery (url: string, names: ReadonlySet<string>): string {
+  const q = url.indexOf('?')
+  if (q === -1 || names.size === 0) return url
+  const all = names.has('*')
+  const params = url.slice(q + 1).split('&')
+  let changed = false
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i] as string
+    const eq = p.indexOf('=')
+    if (eq === -1) continue // a bare flag has no value to hide
+    if (all || names.has(decodeName(p.slice(0, eq)))) {
+      params[i] = p.slice(0, eq + 1) + REDACTED
+      changed = true
+    }
+  }
+  return changed ? url.slice(0, q + 1) + params.join('&') : url
+}
+
+function decodeName (raw: string): string {
+  try {
+    return decodeURIComponent(raw.replaceAll('+', ' ')).toLowerCase()
+  } catch {
+    return raw.toLowerCase() // malformed escapes: compare as written
+  }
+}
+
 /** Pattern pointers compiled for {@link redactValue}. */
 export type RedactionPatterns = ReadonlyArray<readonly string[]>
 

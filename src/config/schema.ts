@@ -59,7 +59,9 @@ const pathRule = z.strictObject({
 
 const redact = z.strictObject({
   headers: z.array(headerName).default(['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'x-api-key']),
-  paths: z.array(jsonPointer).default([])
+  paths: z.array(jsonPointer).default([]),
+  // Query parameters whose values are credentials by convention; "*" redacts every value.
+  query: z.array(z.string().min(1, 'must not be empty')).default(['api_key', 'apikey', 'key', 'token', 'access_token', 'sig', 'signature', 'password', 'secret'])
 })
 
 const mismatches = z.strictObject({
