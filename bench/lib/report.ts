@@ -221,6 +221,14 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
     check('tee 100% to one fast shadow (comparisons off) ≥ 0.6× passthrough req/s', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('tee-100')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('tee-100')!, pt!)}`)
   }
 
+  // 3c. the same target on the 20-line baseline: what teeing costs on node:http + undici here
+  why = missing('undici-minimal', 'undici-minimal-tee')
+  if (why !== null) na('minimal undici proxy teeing 100% ≥ 0.6× minimal undici proxy req/s (informational: the stack\'s floor)', why, true)
+  else {
+    const r = pr('undici-minimal-tee', 'undici-minimal', rps)
+    check('minimal undici proxy teeing 100% ≥ 0.6× minimal undici proxy req/s (informational: the stack\'s floor)', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('undici-minimal-tee')!.rps)} vs ${fmtInt(m('undici-minimal')!.rps)} req/s)${cpu(m('undici-minimal-tee')!, m('undici-minimal')!)}`, true)
+  }
+
   // 4. comparisons
   why = missing('passthrough', 'tee-100-compare')
   if (why !== null) na('tee 100% with comparisons ≥ 0.6× passthrough req/s', why)
@@ -275,7 +283,7 @@ export function renderMarkdown (rep: BenchReport): string {
   lines.push(`- **Software:** penumbra ${mc.penumbra} (${mc.commit}), autocannon ${mc.autocannon}${mc.nginx !== null ? `, ${mc.nginx}` : ', nginx not installed'}`)
   lines.push(`- **Load:** autocannon (programmatic, in the bench process), ${o.connections} connections, pipelining 1, POST \`/v1/models/demo:predict\` with a ${o.requestBytes} B KServe-v1 JSON body (1 MB scenarios: ${o.largeRequestBytes} B); ` +
     `${o.rounds} round(s) × ${o.durationS} s per scenario after a ${o.warmupS} s warm-up run that is discarded; scenarios alternate within each round (order rotated per round), and each scenario with a target has an extra run of its baseline right next to it (before it in even rounds, after it in odd ones); **medians over rounds**.`)
-  lines.push(`- **Topology:** everything on 127.0.0.1 and the same ${mc.cores} cores: autocannon, the proxy under test, and fake model servers (one process each: primary with ${o.modelDelayMs} ms delay, fast shadows, a 100 ms shadow, a hanging shadow, and a primary and a shadow answering ${BIG_RESPONSE_KB} KB for the big-response rows). Absolute numbers are machine-specific; compare the ratios, which come from the same run.`)
+  lines.push(`- **Topology:** everything on 127.0.0.1 and the same ${mc.cores} cores: autocannon, the proxy under test, and fake model servers (one process each: primary with ${o.modelDelayMs} ms delay, a fast shadow per scenario that tees to one, a 100 ms shadow, a hanging shadow, and a primary and a shadow answering ${BIG_RESPONSE_KB} KB for the big-response rows). Absolute numbers are machine-specific; compare the ratios, which come from the same run.`)
   lines.push('')
   const refIds = ['passthrough', 'undici-minimal', 'http-proxy', 'nginx']
   lines.push('## Results: ~300 B requests', '')

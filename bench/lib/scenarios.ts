@@ -3,7 +3,11 @@
 // the bench measures what a user gets out of the box.
 
 /** The fake model servers; each runs in its own process. */
-export type ServerId = 'primary' | 'fast1' | 'fast2' | 'fast3' | 'slow' | 'hang' | 'bigprimary' | 'bigshadow'
+/**
+ * Fast shadows are numbered: each scenario that tees to one gets its own (a model server shared
+ * between scenarios carried connections and state from one scenario's runs into the next's).
+ */
+export type ServerId = 'primary' | `fast${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}` | 'slow' | 'hang' | 'bigprimary' | 'bigshadow'
 
 /** Response size of the big-response model servers (an embedding-style output). */
 export const BIG_RESPONSE_KB = 256
@@ -46,6 +50,8 @@ export interface Scenario {
   anchor?: string
   /** Runs right after this scenario in every round (a pair compared by a target). */
   follows?: string
+  /** For the undici-minimal baseline: also tee every request to this model server (`--shadow`). */
+  baselineShadow?: ServerId
 }
 
 const fast = (name: string, server: ServerId, sampleRate: number, compare: boolean, extra: Partial<ShadowSpec> = {}): ShadowSpec =>
@@ -55,12 +61,13 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'direct', title: 'direct to the model server (no proxy)', body: 'small', target: 'direct', shadows: [], settleMs: 300 },
   { id: 'passthrough', title: 'penumbra, no shadows', body: 'small', target: 'penumbra', shadows: [], settleMs: 300 },
   { id: 'undici-minimal', title: 'baseline: minimal undici proxy (Pool.stream)', body: 'small', target: 'undici-minimal', shadows: [], settleMs: 300, anchor: 'passthrough' },
+  { id: 'undici-minimal-tee', title: 'baseline: minimal undici proxy teeing 100% to a fast shadow (no cap, no capture, no comparison)', body: 'small', target: 'undici-minimal', baselineShadow: 'fast8', shadows: [], settleMs: 500, anchor: 'undici-minimal' },
   { id: 'http-proxy', title: 'baseline: http-proxy 1.18 + keep-alive agent', body: 'small', target: 'http-proxy', shadows: [], settleMs: 300, anchor: 'passthrough' },
   { id: 'nginx', title: 'baseline: nginx, 1 worker, upstream keep-alive', body: 'small', target: 'nginx', shadows: [], settleMs: 300 },
   { id: 'nginx-mirror', title: 'nginx + `mirror` to a 100 ms shadow', body: 'small', target: 'nginx-mirror', shadows: [], settleMs: 1000 },
-  { id: 'tee-10', title: 'tee 10%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 0.1, true)], settleMs: 500 },
+  { id: 'tee-10', title: 'tee 10%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast2', 0.1, true)], settleMs: 500 },
   { id: 'tee-100', title: 'tee 100%, one fast shadow, comparisons OFF', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 1, false)], settleMs: 500, anchor: 'passthrough' },
-  { id: 'tee-100-compare', title: 'tee 100%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast1', 1, true)], settleMs: 500, anchor: 'passthrough', follows: 'tee-100' },
+  { id: 'tee-100-compare', title: 'tee 100%, one fast shadow, comparisons on', body: 'small', target: 'penumbra', shadows: [fast('fast', 'fast3', 1, true)], settleMs: 500, anchor: 'passthrough', follows: 'tee-100' },
   { id: 'shadow-100ms', title: 'one shadow answering in 100 ms, 100%', body: 'small', target: 'penumbra', shadows: [fast('slow', 'slow', 1, true)], settleMs: 1000, anchor: 'passthrough' },
   {
     id: 'shadow-hang',
@@ -76,7 +83,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: 'three fast shadows, 100% each, comparisons on',
     body: 'small',
     target: 'penumbra',
-    shadows: [fast('a', 'fast1', 1, true), fast('b', 'fast2', 1, true), fast('c', 'fast3', 1, true)],
+    shadows: [fast('a', 'fast4', 1, true), fast('b', 'fast5', 1, true), fast('c', 'fast6', 1, true)],
     settleMs: 500
   },
   { id: 'workers-2', title: 'penumbra --workers 2, no shadows', body: 'small', target: 'penumbra', shadows: [], workers: 2, settleMs: 300 },
@@ -87,7 +94,7 @@ export const SCENARIOS: readonly Scenario[] = [
     title: '1 MB requests, tee 100% to a fast shadow (maxBodyBytes 2 MB)',
     body: '1mb',
     target: 'penumbra',
-    shadows: [fast('fast', 'fast1', 1, true, { maxBodyBytes: 2 * 1024 * 1024 })],
+    shadows: [fast('fast', 'fast7', 1, true, { maxBodyBytes: 2 * 1024 * 1024 })],
     settleMs: 1000
   },
   { id: 'passthrough-bigresp', title: `${BIG_RESPONSE_KB} KB responses, penumbra, no shadows`, body: 'bigresp', primaryServer: 'bigprimary', target: 'penumbra', shadows: [], settleMs: 500 },
@@ -118,17 +125,18 @@ export const SCENARIO_IDS: readonly string[] = SCENARIOS.map((s) => s.id)
 export function serverArgs (id: ServerId, primaryDelayMs: number): string[] {
   switch (id) {
     case 'primary': return ['--name', id, '--delay', String(primaryDelayMs)]
-    case 'fast1': case 'fast2': case 'fast3': return ['--name', id, '--delay', '0', '--disagree-rate', '0.02']
     case 'slow': return ['--name', id, '--delay', '100', '--disagree-rate', '0.02']
     case 'hang': return ['--name', id, '--hang']
     case 'bigprimary': return ['--name', id, '--delay', String(primaryDelayMs), '--response-kb', String(BIG_RESPONSE_KB)]
     case 'bigshadow': return ['--name', id, '--delay', '0', '--response-kb', String(BIG_RESPONSE_KB), '--disagree-rate', '0.02']
+    default: return ['--name', id, '--delay', '0', '--disagree-rate', '0.02'] // fast1..fast8
   }
 }
 
 export function serversFor (s: Scenario): ServerId[] {
   const ids = new Set<ServerId>([s.primaryServer ?? 'primary'])
   for (const sh of s.shadows) ids.add(sh.server)
+  if (s.baselineShadow !== undefined) ids.add(s.baselineShadow)
   if (s.target === 'nginx-mirror') ids.add('slow')
   return [...ids]
 }
