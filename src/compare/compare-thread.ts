@@ -4,7 +4,7 @@
 import { readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { parentPort } from 'node:worker_threads'
-import { Comparator } from './comparator.js'
+import { Comparator, releasePrimaryCache } from './comparator.js'
 import type { CapturedResponse, CompareResult } from './types.js'
 import type { FromThread, ThreadJob, ThreadReply, ToThread, WireResponse } from './compare-worker.js'
 
@@ -76,6 +76,7 @@ function run (job: ThreadJob): ThreadReply {
     }
     results.push(res)
   }
+  releasePrimaryCache()
   return { id: job.id, results }
 }
 

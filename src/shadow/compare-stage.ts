@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import type { Logger } from '../log/logger.js'
-import { Comparator } from '../compare/comparator.js'
+import { Comparator, releasePrimaryCache } from '../compare/comparator.js'
 import { NoiseTracker } from '../compare/noise.js'
 import { PathLimiter } from '../compare/path-limiter.js'
 import { MismatchStore } from '../compare/mismatch-store.js'
@@ -174,6 +174,7 @@ export class CompareStage implements JobConsumer {
       const res = this.#comparator(rt).compare(input, this.#noiseEnabled ? (p) => this.noise.isNoisy(p, rt.name) : undefined)
       this.#record(rt, input, res)
     }
+    releasePrimaryCache()
   }
 
   /** Is target i a noise replay with both responses to learn from? */
