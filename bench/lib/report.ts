@@ -159,21 +159,20 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
   const cpu = (a: LoadResult, b: LoadResult): string => Number.isFinite(a.cpuUsPerReq) && Number.isFinite(b.cpuUsPerReq)
     ? `; CPU/request ${fmtInt(a.cpuUsPerReq)} vs ${fmtInt(b.cpuUsPerReq)} µs (${ratio(b.cpuUsPerReq, a.cpuUsPerReq)} by CPU)`
     : ''
+  /** A "a ≥ min× b req/s" target: paired ratio, both medians, and the CPU view. */
+  const rpsAtLeast = (text: string, a: string, b: string, min: number, informational = false): void => {
+    const why = missing(a, b)
+    if (why !== null) { na(text, why, informational); return }
+    const r = pr(a, b, rps)
+    const x = m(a)!
+    const y = m(b)!
+    check(text, r.median >= min, `${fmtRatio(r)} (medians ${fmtInt(x.rps)} vs ${fmtInt(y.rps)} req/s)${cpu(x, y)}`, informational)
+  }
 
   // 1. passthrough vs baselines
-  let why = missing('passthrough', 'http-proxy')
-  if (why !== null) na('passthrough ≥ 1.3× http-proxy req/s', why)
-  else {
-    const r = pr('passthrough', 'http-proxy', rps)
-    check('passthrough ≥ 1.3× http-proxy req/s', r.median >= 1.3, `${fmtRatio(r)} (medians ${fmtInt(pt!.rps)} vs ${fmtInt(m('http-proxy')!.rps)} req/s)${cpu(pt!, m('http-proxy')!)}`)
-  }
-  why = missing('passthrough', 'undici-minimal')
-  if (why !== null) na('passthrough ≥ 0.9× minimal undici proxy req/s', why)
-  else {
-    const r = pr('passthrough', 'undici-minimal', rps)
-    check('passthrough ≥ 0.9× minimal undici proxy req/s', r.median >= 0.9, `${fmtRatio(r)} (medians ${fmtInt(pt!.rps)} vs ${fmtInt(m('undici-minimal')!.rps)} req/s)${cpu(pt!, m('undici-minimal')!)}`)
-  }
-  why = missing('passthrough', 'http-proxy', 'undici-minimal')
+  rpsAtLeast('passthrough ≥ 1.3× http-proxy req/s', 'passthrough', 'http-proxy', 1.3)
+  rpsAtLeast('passthrough ≥ 0.9× minimal undici proxy req/s', 'passthrough', 'undici-minimal', 0.9)
+  let why = missing('passthrough', 'http-proxy', 'undici-minimal')
   if (why !== null) na('passthrough p99 no worse than http-proxy and undici-minimal', why)
   else {
     const hp = m('http-proxy')!
@@ -214,28 +213,12 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
   }
 
   // 3b. teeing to a fast shadow (issue "teeing": comparisons are the next issue's, so off here)
-  why = missing('passthrough', 'tee-100')
-  if (why !== null) na('tee 100% to one fast shadow (comparisons off) ≥ 0.6× passthrough req/s', why)
-  else {
-    const r = pr('tee-100', 'passthrough', rps)
-    check('tee 100% to one fast shadow (comparisons off) ≥ 0.6× passthrough req/s', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('tee-100')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('tee-100')!, pt!)}`)
-  }
-
+  rpsAtLeast('tee 100% to one fast shadow (comparisons off) ≥ 0.6× passthrough req/s', 'tee-100', 'passthrough', 0.6)
   // 3c. the same target on the 20-line baseline: what teeing costs on node:http + undici here
-  why = missing('undici-minimal', 'undici-minimal-tee')
-  if (why !== null) na('minimal undici proxy teeing 100% ≥ 0.6× minimal undici proxy req/s (informational: the stack\'s floor)', why, true)
-  else {
-    const r = pr('undici-minimal-tee', 'undici-minimal', rps)
-    check('minimal undici proxy teeing 100% ≥ 0.6× minimal undici proxy req/s (informational: the stack\'s floor)', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('undici-minimal-tee')!.rps)} vs ${fmtInt(m('undici-minimal')!.rps)} req/s)${cpu(m('undici-minimal-tee')!, m('undici-minimal')!)}`, true)
-  }
+  rpsAtLeast('minimal undici proxy teeing 100% ≥ 0.6× minimal undici proxy req/s (informational: the stack\'s floor)', 'undici-minimal-tee', 'undici-minimal', 0.6, true)
 
   // 4. comparisons
-  why = missing('passthrough', 'tee-100-compare')
-  if (why !== null) na('tee 100% with comparisons ≥ 0.6× passthrough req/s', why)
-  else {
-    const r = pr('tee-100-compare', 'passthrough', rps)
-    check('tee 100% with comparisons ≥ 0.6× passthrough req/s', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('tee-100-compare')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('tee-100-compare')!, pt!)}`)
-  }
+  rpsAtLeast('tee 100% with comparisons ≥ 0.6× passthrough req/s', 'tee-100-compare', 'passthrough', 0.6)
   why = missing('tee-100', 'tee-100-compare')
   if (why !== null) na('tee 100% with comparisons: p99 within 1.2× of tee 100% without', why)
   else {
@@ -246,12 +229,7 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
   }
 
   // 5. informational + micro-bench
-  why = missing('passthrough', 'three-shadows')
-  if (why !== null) na('three shadows at 100% ≥ 0.6× passthrough req/s (informational)', why, true)
-  else {
-    const r = pr('three-shadows', 'passthrough', rps)
-    check('three shadows at 100% ≥ 0.6× passthrough req/s (informational)', r.median >= 0.6, `${fmtRatio(r)} (medians ${fmtInt(m('three-shadows')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('three-shadows')!, pt!)}`, true)
-  }
+  rpsAtLeast('three shadows at 100% ≥ 0.6× passthrough req/s (informational)', 'three-shadows', 'passthrough', 0.6, true)
   if ('skipped' in compare) na('comparator micro-bench median ≤ 50 µs', compare.skipped)
   else check('comparator micro-bench median ≤ 50 µs', compare.medianUs <= 50, `median ${fmt(compare.medianUs, 1)} µs, p99 ${fmt(compare.p99Us, 1)} µs over ${fmtInt(compare.iterations)} iterations`)
   return out
