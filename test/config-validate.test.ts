@@ -34,6 +34,7 @@ test('a minimal config gets the documented defaults', () => {
   assert.deepEqual(c.shadows, [])
   assert.equal(c.compare.workerMinBytes, 65_536)
   assert.equal(validateConfig({ primary: P, compare: { workerMinBytes: null } }).compare.workerMinBytes, null)
+  assert.ok(c.compare.mismatches.redact.query.includes('api_key'), 'credential-like query parameters are redacted by default')
 })
 
 test('a primary that points at penumbra itself is rejected (a request loop)', () => {
@@ -69,6 +70,8 @@ test('each kind of problem names its key path', () => {
     [{ primary: P, shutdown: { timeoutMs: -1 } }, /^shutdown\.timeoutMs: /],
     [{ primary: P, compare: { workerMinBytes: -1 } }, /^compare\.workerMinBytes: must be >= 0$/],
     [{ primary: P, compare: { workerMinBytes: 'big' } }, /^compare\.workerMinBytes: /],
+    [{ primary: P, compare: { mismatches: { redact: { query: [''] } } } }, /^compare\.mismatches\.redact\.query\[0\]: must not be empty$/],
+    [{ primary: P, compare: { mismatches: { redact: { query: 'token' } } } }, /^compare\.mismatches\.redact\.query: /],
     [{ primary: P, shadows: [{ name: 'a', url: 'http://127.0.0.1:1', compare: { workerMinBytes: 0 } }] }, /^shadows\[0\]\.compare\.workerMinBytes: unknown key$/],
     [{}, /^primary: is required$/],
     [{ primary: {} }, /^primary\.url: is required$/],

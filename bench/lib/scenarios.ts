@@ -2,10 +2,10 @@
 // public contract (src/config/schema.ts, config/example.yaml); everything else stays default so
 // the bench measures what a user gets out of the box.
 
-/** The fake model servers; each runs in its own process. */
 /**
- * Fast shadows are numbered: each scenario that tees to one gets its own (a model server shared
- * between scenarios carried connections and state from one scenario's runs into the next's).
+ * The fake model servers; each runs in its own process. Fast shadows are numbered: each scenario
+ * that tees to one gets its own (a model server shared between scenarios carried connections and
+ * state from one scenario's runs into the next's).
  */
 export type ServerId = 'primary' | `fast${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}` | 'slow' | 'hang' | 'bigprimary' | 'bigshadow'
 
