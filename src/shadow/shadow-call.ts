@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher, Pool } from 'undici'
 import { classifyUpstreamError } from '../proxy/upstream-error.js'
 import type { CapturedResponse } from '../compare/types.js'
+import type { LiveLinks } from './live-list.js'
 
 /** How a mirrored request ended (`penumbra_shadow_requests_total{outcome}`). */
 export type ShadowOutcome = 'ok' | 'error' | 'timeout'
@@ -32,7 +33,10 @@ const kShutdown = Object.assign(new Error('shadow abandoned at shutdown'), { cod
  * up to `maxBytes` (then the request is aborted and the copy marked truncated), and a total
  * deadline bounds the call even while it waits in the pool's queue.
  */
-export class ShadowCall implements Dispatcher.DispatchHandler {
+export class ShadowCall implements Dispatcher.DispatchHandler, LiveLinks<ShadowCall> {
+  /** Links of the owner's list of calls in flight; null outside it. */
+  liveNext: ShadowCall | null = null
+  livePrev: ShadowCall | null = null
   readonly #owner: ShadowCallOwner
   readonly #index: number
   readonly #maxBytes: number

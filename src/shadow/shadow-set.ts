@@ -6,6 +6,7 @@ import { ShadowRuntime } from './shadow-runtime.js'
 import { MirrorJob, type MirrorJobSink } from './mirror-job.js'
 import type { ShadowCall } from './shadow-call.js'
 import { BodyTee } from './body-tee.js'
+import { LiveList } from './live-list.js'
 import { sampleKey, stickyUniform } from './sampler.js'
 
 /** Receives finished mirror jobs (the comparison stage). */
@@ -34,7 +35,8 @@ export class ShadowSet implements MirrorJobSink {
   #captureLimit = 0
   readonly #metrics: Metrics
   readonly #consumer: JobConsumer
-  readonly #calls = new Set<ShadowCall>()
+  /** In flight, for graceful shutdown: a linked list, not a Set (see LiveList for why). */
+  readonly #calls = new LiveList<ShadowCall>()
   #idle: Array<() => void> = []
 
   constructor (config: Config, metrics: Metrics, consumer: JobConsumer) {
@@ -181,7 +183,7 @@ export class ShadowSet implements MirrorJobSink {
   }
 
   callEnded (call: ShadowCall): void {
-    this.#calls.delete(call)
+    if (!this.#calls.remove(call)) return
     if (this.#calls.size === 0 && this.#idle.length > 0) {
       const waiters = this.#idle
       this.#idle = []
@@ -207,7 +209,7 @@ export class ShadowSet implements MirrorJobSink {
           this.#idle.push(() => { clearTimeout(t); resolve() })
         })
       }
-      for (const call of [...this.#calls]) call.abandon()
+      for (const call of this.#calls.toArray()) call.abandon()
     }
     const pools = this.runtimes.map((rt) => rt.pool.destroy().catch(() => {}))
     if (this.#noise !== null) pools.push(this.#noise.pool.destroy().catch(() => {}))
