@@ -94,6 +94,20 @@ const COUNTERS: Record<string, string> = {
   penumbra_comparisons_dropped_total: 'compare-dropped'
 }
 
+/**
+ * Total GC pause time of a penumbra process so far (s), from its /metrics; NaN when unreadable.
+ * A GC-heavy run is how a retention bug shows up here (issue #3: a Set of in-flight calls).
+ */
+async function gcSeconds (adminUrl: string): Promise<number> {
+  try {
+    let sum = 0
+    for (const m of (await getText(`${adminUrl}/metrics`)).matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)) sum += Number(m[1])
+    return sum
+  } catch {
+    return Number.NaN
+  }
+}
+
 /** Shadow counters from /metrics, summed over shadows, keyed like `mirrored{ok}`. */
 async function scrapeShadowStats (adminUrl: string): Promise<Record<string, number>> {
   const text = await getText(`${adminUrl}/metrics`)
@@ -177,7 +191,7 @@ function roundOrder (runnable: Scenario[], round: number): Array<{ s: Scenario, 
 }
 
 function fmtLine (id: string, r: LoadResult): string {
-  return `${id.padEnd(16)} ${Math.round(r.rps).toString().padStart(7)} req/s  p50 ${r.p50Ms} ms (${Math.round(r.p50Us)} µs)  p99 ${r.p99Ms} ms (${Math.round(r.p99Us)} µs)  avg ${r.avgMs.toFixed(2)} ms  cpu ${Number.isNaN(r.cpuUsPerReq) ? '-' : Math.round(r.cpuUsPerReq)} µs/req  foreign ${r.foreignCpuPct.toFixed(0)}%` +
+  return `${id.padEnd(16)} ${Math.round(r.rps).toString().padStart(7)} req/s  p50 ${r.p50Ms} ms (${Math.round(r.p50Us)} µs)  p99 ${r.p99Ms} ms (${Math.round(r.p99Us)} µs)  avg ${r.avgMs.toFixed(2)} ms  cpu ${Number.isNaN(r.cpuUsPerReq) ? '-' : Math.round(r.cpuUsPerReq)} µs/req  gc ${Number.isNaN(r.gcUsPerReq) ? '-' : r.gcUsPerReq.toFixed(1)} µs/req  foreign ${r.foreignCpuPct.toFixed(0)}%` +
     (r.errors + r.non2xx > 0 ? `  errors ${r.errors} non2xx ${r.non2xx}` : '')
 }
 
@@ -269,9 +283,11 @@ async function main (): Promise<number> {
         }
         const sampler = t.proc !== null ? sampleRss(t.proc.pid) : null
         const ours = [process.pid] // its process tree: autocannon in here plus every child we started
+        const gc0 = t.adminUrl === null ? Number.NaN : await gcSeconds(t.adminUrl)
         const cpu0 = snapshotCpu(t.proc?.pid ?? null, ours)
         const res = await runLoad({ ...load, durationS: opts.duration })
         const cpu = cpuDelta(cpu0, snapshotCpu(t.proc?.pid ?? null, ours))
+        if (t.adminUrl !== null && res.total > 0) res.gcUsPerReq = (await gcSeconds(t.adminUrl) - gc0) * 1e6 / res.total
         res.foreignCpuPct = cpu.foreignPct
         if (t.proc !== null && res.total > 0) res.cpuUsPerReq = cpu.targetS * 1e6 / res.total
         if (sampler !== null) rssPeaks.set(s.id, Math.max(rssPeaks.get(s.id) ?? 0, sampler.stop().sampledPeakBytes))

@@ -23,6 +23,8 @@ export interface LoadResult {
   durationS: number
   /** CPU time of the process (tree) under test per completed request, µs; NaN for direct. Filled in by run.ts. */
   cpuUsPerReq: number
+  /** Garbage-collection pause time of a penumbra target per completed request, µs (its `nodejs_gc_duration_seconds`); NaN for others. Filled in by run.ts. */
+  gcUsPerReq: number
   /** Share of machine CPU (all cores = 100%) used by processes the bench did not start. Filled in by run.ts. */
   foreignCpuPct: number
   /** When the run started (ms since epoch): ratios pair each run with the baseline run nearest in time. */
@@ -95,6 +97,7 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     non2xx,
     durationS: r.duration,
     cpuUsPerReq: Number.NaN,
+    gcUsPerReq: Number.NaN,
     foreignCpuPct: Number.NaN,
     startedAt
   }

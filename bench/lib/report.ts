@@ -72,6 +72,7 @@ export function medianOf (rounds: LoadResult[]): LoadResult | null {
     non2xx: med((r) => r.non2xx),
     durationS: med((r) => r.durationS),
     cpuUsPerReq: med((r) => r.cpuUsPerReq),
+    gcUsPerReq: med((r) => r.gcUsPerReq),
     foreignCpuPct: med((r) => r.foreignCpuPct),
     startedAt: Number.NaN
   }
@@ -239,11 +240,11 @@ function resultRow (s: ScenarioResult, refs: Array<ScenarioResult | undefined>):
   const r = s.median
   const rss = peakRss(s)
   const name = `\`${s.id}\``
-  if (s.status !== 'ok' || r === null) return `| ${name} | ${s.title} | ${s.status}: ${s.note ?? ''} |${' |'.repeat(10 + refs.length)}`
+  if (s.status !== 'ok' || r === null) return `| ${name} | ${s.title} | ${s.status}: ${s.note ?? ''} |${' |'.repeat(11 + refs.length)}`
   return [
     name, s.title, fmtInt(r.rps), ...refs.map((ref) => ref === undefined ? '—' : fmtRatio(pairedRatio(s, ref, (x) => x.rps), false)),
     String(r.p50Ms), String(r.p99Ms), fmt(r.avgMs, 2), fmtInt(r.p50Us), fmtInt(r.p99Us),
-    fmtInt(r.errors), fmtInt(r.non2xx), fmtInt(r.cpuUsPerReq), fmt(r.foreignCpuPct, 0), rss === null ? '—' : fmt(rss / MB, 0)
+    fmtInt(r.errors), fmtInt(r.non2xx), fmtInt(r.cpuUsPerReq), fmt(r.gcUsPerReq, 1), fmt(r.foreignCpuPct, 0), rss === null ? '—' : fmt(rss / MB, 0)
   ].join(' | ').replace(/^/, '| ').concat(' |')
 }
 
@@ -265,15 +266,15 @@ export function renderMarkdown (rep: BenchReport): string {
   lines.push('')
   const refIds = ['passthrough', 'undici-minimal', 'http-proxy', 'nginx']
   lines.push('## Results: ~300 B requests', '')
-  lines.push(`| scenario | what | req/s | ${refIds.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | foreign CPU % | peak RSS MB |`)
-  lines.push(`|---|---|--:|${refIds.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
+  lines.push(`| scenario | what | req/s | ${refIds.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | GC µs/req | foreign CPU % | peak RSS MB |`)
+  lines.push(`|---|---|--:|${refIds.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
   for (const s of small) lines.push(resultRow(s, refIds.map(get)))
   lines.push('')
   if (large.length > 0) {
     const lrefs = ['direct-1mb', 'passthrough-1mb']
     lines.push('## Results: 1 MB requests', '')
-    lines.push(`| scenario | what | req/s | ${lrefs.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | foreign CPU % | peak RSS MB |`)
-    lines.push(`|---|---|--:|${lrefs.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
+    lines.push(`| scenario | what | req/s | ${lrefs.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | GC µs/req | foreign CPU % | peak RSS MB |`)
+    lines.push(`|---|---|--:|${lrefs.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
     for (const s of large) lines.push(resultRow(s, lrefs.map(get)))
     lines.push('')
   }
@@ -282,8 +283,8 @@ export function renderMarkdown (rep: BenchReport): string {
     lines.push(`## Results: ${BIG_RESPONSE_KB} KB responses (~300 B requests)`, '')
     lines.push('What the comparison thread (`compare.workerMinBytes`) is for: each comparison parses two ' +
       `${BIG_RESPONSE_KB} KB bodies, milliseconds of CPU that, on the event loop, every client request waits behind.`, '')
-    lines.push(`| scenario | what | req/s | ${brefs.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | foreign CPU % | peak RSS MB |`)
-    lines.push(`|---|---|--:|${brefs.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
+    lines.push(`| scenario | what | req/s | ${brefs.map((id) => `× ${id}`).join(' | ')} | p50 ms | p99 ms | avg ms | p50 µs | p99 µs | errors | non-2xx | proxy CPU µs/req | GC µs/req | foreign CPU % | peak RSS MB |`)
+    lines.push(`|---|---|--:|${brefs.map(() => '--:').join('|')}|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`)
     for (const s of bigresp) lines.push(resultRow(s, brefs.map(get)))
     lines.push('')
   }
@@ -291,6 +292,7 @@ export function renderMarkdown (rep: BenchReport): string {
     '*p50/p99 ms* = autocannon\'s percentiles, which are **whole milliseconds** (its histogram resolution); *avg ms* = autocannon\'s latency.average; ' +
     '*p50/p99 µs* = the same percentiles computed from autocannon\'s per-response float timings (2xx only), used for the latency targets; ' +
     '*proxy CPU µs/req* = user+system CPU time of the proxy process (tree) during the run / completed requests (robust against CPU contention, unlike req/s); ' +
+    '*GC µs/req* = garbage-collection pause time of a penumbra process per completed request, from its own `nodejs_gc_duration_seconds` (— for baselines); ' +
     '*foreign CPU %* = share of the whole machine (all cores = 100%) used by processes the bench did not start during the run: high values mean the row was measured on a busy machine; ' +
     '*peak RSS* = max of 200 ms VmRSS polls (summed over the process tree) and the kernel\'s VmHWM, over the whole run including warm-up; — for direct (no proxy).', '')
 
