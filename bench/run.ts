@@ -235,7 +235,7 @@ async function main (): Promise<number> {
   const tmp = mkdtempSync(join(tmpdir(), 'penumbra-bench-'))
   const small = predictBody(SMALL_BYTES)
   const bodies = { small, '1mb': predictBody(LARGE_BYTES), bigresp: small }
-  log(`penumbra bench: ${active.length} scenario(s), ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, ${opts.connections} connections; temp dir ${tmp}`)
+  log(`penumbra bench: ${active.length} scenario(s), ${opts.rounds} round(s) × ${opts.duration} s, warm-up ${opts.warmup} s, re-warm ${opts.rewarm} s, ${opts.connections} connections; temp dir ${tmp}`)
 
   let exitCode = 0
   try {
@@ -281,6 +281,9 @@ async function main (): Promise<number> {
           await runLoad({ ...load, durationS: opts.warmup }) // JIT, sockets, pools: discarded
           await sleep(settleMs)
         }
+        // A process that idled since its last run (the other scenarios' turns) measures cold:
+        // --rewarm loads it again first, so the measured run sees steady state.
+        if (opts.rewarm > 0) await runLoad({ ...load, durationS: opts.rewarm })
         const sampler = t.proc !== null ? sampleRss(t.proc.pid) : null
         const ours = [process.pid] // its process tree: autocannon in here plus every child we started
         const gc0 = t.adminUrl === null ? Number.NaN : await gcSeconds(t.adminUrl)
@@ -347,7 +350,7 @@ async function main (): Promise<number> {
     mode,
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     machine: machineInfo(nginxBin, active.some((s) => s.target.startsWith('nginx'))),
-    options: { connections: opts.connections, durationS: opts.duration, warmupS: opts.warmup, rounds: opts.rounds, modelDelayMs: opts.modelDelay, requestBytes: bodies.small.length, largeRequestBytes: bodies['1mb'].length },
+    options: { connections: opts.connections, durationS: opts.duration, warmupS: opts.warmup, rewarmS: opts.rewarm, rounds: opts.rounds, modelDelayMs: opts.modelDelay, requestBytes: bodies.small.length, largeRequestBytes: bodies['1mb'].length },
     scenarios,
     compareBench,
     targets: evaluateTargets(scenarios, compareBench),

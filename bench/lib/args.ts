@@ -7,6 +7,8 @@ export interface BenchOptions {
   duration: number
   /** Seconds of the discarded warm-up run per scenario. */
   warmup: number
+  /** Seconds of load right before every measured run, discarded (0 = none). */
+  rewarm: number
   connections: number
   rounds: number
   /** Artificial latency of the primary model server, ms. */
@@ -29,6 +31,7 @@ Usage: npm run bench -- [options]
   --quick               about a minute: 1 round of 2 s per scenario, 1 s warm-up
   --duration S          seconds per measured run (default 4; quick 2)
   --warmup S            seconds of the discarded warm-up run per scenario (default 3; quick 1; 0 = none)
+  --rewarm S            seconds of discarded load right before every measured run (default 0)
   --connections N       autocannon connections, pipelining is always 1 (default 32)
   --rounds N            rounds; scenarios alternate within a round; ratios are per round, then the median (default 7; quick 1)
   --model-delay MS      latency of the fake primary model server (default 0)
@@ -65,6 +68,7 @@ export function parseBenchArgs (argv: string[], scenarioIds: readonly string[]):
         quick: { type: 'boolean' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
+        rewarm: { type: 'string' },
         connections: { type: 'string' },
         rounds: { type: 'string' },
         'model-delay': { type: 'string' },
@@ -95,6 +99,7 @@ export function parseBenchArgs (argv: string[], scenarioIds: readonly string[]):
     quick,
     duration: num('duration', values.duration, 1, 600, false) ?? (quick ? 2 : 4),
     warmup: num('warmup', values.warmup, 0, 120, false) ?? (quick ? 1 : 3),
+    rewarm: num('rewarm', values.rewarm, 0, 60, false) ?? 0,
     connections: num('connections', values.connections, 1, 1024, true) ?? 32,
     rounds: num('rounds', values.rounds, 1, 20, true) ?? (quick ? 1 : 7),
     modelDelay: num('model-delay', values['model-delay'], 0, 10_000, true) ?? 0,

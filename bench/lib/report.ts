@@ -41,7 +41,7 @@ export interface BenchReport {
   mode: 'full' | 'quick' | 'custom'
   command: string
   machine: Machine
-  options: { connections: number, durationS: number, warmupS: number, rounds: number, modelDelayMs: number, requestBytes: number, largeRequestBytes: number }
+  options: { connections: number, durationS: number, warmupS: number, rewarmS?: number, rounds: number, modelDelayMs: number, requestBytes: number, largeRequestBytes: number }
   scenarios: ScenarioResult[]
   compareBench: CompareBench | { skipped: string }
   targets: TargetResult[]
@@ -261,7 +261,7 @@ export function renderMarkdown (rep: BenchReport): string {
   lines.push(`- **Machine:** ${mc.cpu}, ${mc.cores} cores, ${mc.memGb} GB RAM, ${mc.os}; Node ${mc.node}`)
   lines.push(`- **Software:** penumbra ${mc.penumbra} (${mc.commit}), autocannon ${mc.autocannon}${mc.nginx !== null ? `, ${mc.nginx}` : ', nginx not installed'}`)
   lines.push(`- **Load:** autocannon (programmatic, in the bench process), ${o.connections} connections, pipelining 1, POST \`/v1/models/demo:predict\` with a ${o.requestBytes} B KServe-v1 JSON body (1 MB scenarios: ${o.largeRequestBytes} B); ` +
-    `${o.rounds} round(s) × ${o.durationS} s per scenario after a ${o.warmupS} s warm-up run that is discarded; scenarios alternate within each round (order rotated per round), and each scenario with a target has an extra run of its baseline right next to it (before it in even rounds, after it in odd ones); **medians over rounds**.`)
+    `${o.rounds} round(s) × ${o.durationS} s per scenario after a ${o.warmupS} s warm-up run that is discarded${(o.rewarmS ?? 0) > 0 ? `, each measured run right after ${o.rewarmS} s of discarded load (\`--rewarm\`)` : ''}; scenarios alternate within each round (order rotated per round), and each scenario with a target has an extra run of its baseline right next to it (before it in even rounds, after it in odd ones); **medians over rounds**.`)
   lines.push(`- **Topology:** everything on 127.0.0.1 and the same ${mc.cores} cores: autocannon, the proxy under test, and fake model servers (one process each: primary with ${o.modelDelayMs} ms delay, a fast shadow per scenario that tees to one, a 100 ms shadow, a hanging shadow, and a primary and a shadow answering ${BIG_RESPONSE_KB} KB for the big-response rows). Absolute numbers are machine-specific; compare the ratios, which come from the same run.`)
   lines.push('')
   const refIds = ['passthrough', 'undici-minimal', 'http-proxy', 'nginx']
