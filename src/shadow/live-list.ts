@@ -1,4 +1,4 @@
-/** An element of a {@link LiveList}: the list owns these two links. */
+/** An element of a {@link LiveList}: the list owns these two links; an element is in one list at most. */
 export interface LiveLinks<T> {
   liveNext: T | null
   livePrev: T | null
