@@ -113,7 +113,8 @@ export class Penumbra {
     const deadline = Date.now() + this.config.shutdown.timeoutMs
     this.admin?.stopping()
     await this.proxy.close(deadline)
-    await this.shadows.close(deadline)
+    const abandoned = await this.shadows.close(deadline)
+    if (abandoned > 0) this.log.warn({ abandoned }, 'shutdown deadline reached: shadow requests still in flight were abandoned')
     await this.compare.close(deadline)
     await this.admin?.close()
     this.log.flush()

@@ -110,7 +110,7 @@ test('SIGHUP with an invalid file: the problems are logged while the process run
  * One mirrored request to a shadow driven by `b` and `handler`, then SIGTERM once the shadow has
  * its copy: what the shutdown tests below look at.
  */
-async function sigtermWithShadowInFlight (t: { after: (fn: () => Promise<void>) => void }, b: ShadowBehaviour, handler: Parameters<typeof startUpstream>[0], shutdownMs: number, shadow: { name: string, timeoutMs: number }): Promise<{ exit: Awaited<Awaited<ReturnType<typeof startChild>>['exited']>, t0: number }> {
+async function sigtermWithShadowInFlight (t: { after: (fn: () => Promise<void>) => void }, b: ShadowBehaviour, handler: Parameters<typeof startUpstream>[0], shutdownMs: number, shadow: { name: string, timeoutMs: number }, count = 1): Promise<{ exit: Awaited<Awaited<ReturnType<typeof startChild>>['exited']>, t0: number, output: () => string }> {
   const primary = await startUpstream(primaryHandler)
   const upstream = await startUpstream(handler)
   const agent = newAgent()
@@ -121,13 +121,15 @@ async function sigtermWithShadowInFlight (t: { after: (fn: () => Promise<void>) 
     shadows: [{ ...shadow, url: upstream.url }]
   })
   t.after(async () => { await agent.close().catch(() => {}); await c.dispose(); b.dispose(); await primary.close(); await upstream.close() })
-  const got = await call(agent, `${c.proxy}/p`, { body: '{}' })
-  assert.equal(got.status, 200)
+  for (let i = 0; i < count; i++) {
+    const got = await call(agent, `${c.proxy}/p`, { body: '{}' })
+    assert.equal(got.status, 200)
+  }
   await agent.close()
-  await waitFor(() => upstream.seen.length === 1, 2000, 'the shadow got its copy')
+  await waitFor(() => upstream.seen.length === count, 2000, 'the shadow got its copies')
   const t0 = Date.now()
   c.signal('SIGTERM')
-  return { exit: await c.exited, t0 }
+  return { exit: await c.exited, t0, output: () => c.output }
 }
 
 test('graceful shutdown waits for an in-flight shadow request that finishes before the deadline, then exits 0', async (t) => {
@@ -149,4 +151,13 @@ test('graceful shutdown abandons a hanging shadow request at the deadline and ex
   assert.ok(took >= 800, `exited after ${took} ms: it should wait for the shadow until the deadline`)
   assert.ok(took < 1000 + 2500, `exited after ${took} ms (deadline 1000 ms)`)
   await waitFor(() => b.closedEarly === 1, 2000, 'the abandoned shadow connection is closed')
+})
+
+test('graceful shutdown abandons every hanging shadow request still in flight, not only one', async (t) => {
+  const b = new ShadowBehaviour()
+  const { exit, t0, output } = await sigtermWithShadowInFlight(t, b, b.hang(), 1000, { name: 'stuck', timeoutMs: 60_000 }, 3)
+  assert.equal(exit.code, 0)
+  assert.ok(exit.at - t0 < 1000 + 2500, `exited after ${exit.at - t0} ms (deadline 1000 ms)`)
+  assert.match(output(), /"abandoned":3\b.*shadow requests still in flight were abandoned/)
+  await waitFor(() => b.closedEarly === 3, 2000, 'all three abandoned shadow connections are closed')
 })

@@ -198,9 +198,10 @@ export class ShadowSet implements MirrorJobSink {
 
   /**
    * Graceful shutdown: waits for in-flight shadow requests until `deadline` (ms since epoch),
-   * then abandons the rest, and closes the pools.
+   * then abandons the rest, and closes the pools. Returns how many were abandoned.
    */
-  async close (deadline: number): Promise<void> {
+  async close (deadline: number): Promise<number> {
+    let abandoned = 0
     if (this.#calls.size > 0) {
       const wait = deadline - Date.now()
       if (wait > 0) {
@@ -209,11 +210,12 @@ export class ShadowSet implements MirrorJobSink {
           this.#idle.push(() => { clearTimeout(t); resolve() })
         })
       }
-      for (const call of this.#calls.toArray()) call.abandon()
+      for (const call of this.#calls.toArray()) { call.abandon(); abandoned++ }
     }
     const pools = this.runtimes.map((rt) => rt.pool.destroy().catch(() => {}))
     if (this.#noise !== null) pools.push(this.#noise.pool.destroy().catch(() => {}))
     await Promise.all(pools)
+    return abandoned
   }
 }
 
