@@ -50,7 +50,11 @@ async function startTarget (s: Scenario, servers: Map<ServerId, number>, tmp: st
       return { url: primary + path, proc: null, adminUrl: null }
     case 'undici-minimal':
     case 'http-proxy': {
-      const m = spawnManaged(s.id, process.execPath, [join(HERE, 'baselines', `${s.target}.js`), '--target', primary], { ipc: true })
+      const args = [join(HERE, 'baselines', `${s.target}.js`), '--target', primary]
+      if (s.baselineBuffer === true) args.push('--buffer')
+      if (s.baselineShadow !== undefined) args.push('--shadow', `http://127.0.0.1:${servers.get(s.baselineShadow)!}`)
+      if (s.baselineShadowCap !== undefined) args.push('--shadow-cap', String(s.baselineShadowCap))
+      const m = spawnManaged(s.id, process.execPath, args, { ipc: true })
       const port = await waitForIpcReady(m)
       const url = `http://127.0.0.1:${port}${path}`
       await waitForHttp(url, probeBody, m)

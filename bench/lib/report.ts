@@ -215,8 +215,22 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
 
   // 3b. teeing to a fast shadow (issue "teeing": comparisons are the next issue's, so off here)
   rpsAtLeast('tee 100% to one fast shadow (comparisons off) ≥ 0.6× passthrough req/s', 'tee-100', 'passthrough', 0.6)
-  // 3c. the same target on the 20-line baseline: what teeing costs on node:http + undici here
-  rpsAtLeast('minimal undici proxy teeing 100% ≥ 0.6× minimal undici proxy req/s (informational: the stack\'s floor)', 'undici-minimal-tee', 'undici-minimal', 0.6, true)
+  // 3c. the same targets on the minimal baseline, teeing against its own buffered form (the
+  // like-for-like pair: both read small bodies whole, as penumbra does): what teeing costs on
+  // node:http + undici on this machine, with nothing of penumbra's on top.
+  rpsAtLeast('minimal undici tee 100% ≥ 0.6× minimal undici proxy (buffered) req/s (informational: the stack\'s floor)', 'undici-minimal-tee', 'undici-minimal-buffered', 0.6, true)
+  why = missing('undici-minimal-tee-100ms', 'undici-minimal-buffered')
+  const floor100 = 'minimal undici tee to the 100 ms shadow (cap 64): p50 and p99 within 1.2×, throughput ≥ 0.8× of minimal undici proxy (buffered) (informational: the stack\'s floor)'
+  if (why !== null) na(floor100, why, true)
+  else {
+    const a = m('undici-minimal-tee-100ms')!
+    const b = m('undici-minimal-buffered')!
+    const r50 = pr('undici-minimal-tee-100ms', 'undici-minimal-buffered', p50)
+    const r99 = pr('undici-minimal-tee-100ms', 'undici-minimal-buffered', p99)
+    const r = pr('undici-minimal-tee-100ms', 'undici-minimal-buffered', rps)
+    check(floor100, r50.median <= 1.2 && r99.median <= 1.2 && r.median >= 0.8,
+      `p50 ${fmtRatio(r50)}, p99 ${fmtRatio(r99)}, req/s ${fmtRatio(r)} (medians ${fmtInt(a.rps)} vs ${fmtInt(b.rps)} req/s)${cpu(a, b)}`, true)
+  }
 
   // 4. comparisons
   rpsAtLeast('tee 100% with comparisons ≥ 0.6× passthrough req/s', 'tee-100-compare', 'passthrough', 0.6)

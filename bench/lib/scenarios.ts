@@ -52,6 +52,10 @@ export interface Scenario {
   follows?: string
   /** For the undici-minimal baseline: also tee every request to this model server (`--shadow`). */
   baselineShadow?: ServerId
+  /** For the undici-minimal tee: at most this many shadow requests in flight (`--shadow-cap`). */
+  baselineShadowCap?: number
+  /** For the undici-minimal baseline: read the body whole before sending it (`--buffer`). */
+  baselineBuffer?: boolean
 }
 
 const fast = (name: string, server: ServerId, sampleRate: number, compare: boolean, extra: Partial<ShadowSpec> = {}): ShadowSpec =>
@@ -61,7 +65,9 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'direct', title: 'direct to the model server (no proxy)', body: 'small', target: 'direct', shadows: [], settleMs: 300 },
   { id: 'passthrough', title: 'penumbra, no shadows', body: 'small', target: 'penumbra', shadows: [], settleMs: 300 },
   { id: 'undici-minimal', title: 'baseline: minimal undici proxy (Pool.stream)', body: 'small', target: 'undici-minimal', shadows: [], settleMs: 300, anchor: 'passthrough' },
-  { id: 'undici-minimal-tee', title: 'baseline: minimal undici proxy teeing 100% to a fast shadow (no cap, no capture, no comparison)', body: 'small', target: 'undici-minimal', baselineShadow: 'fast8', shadows: [], settleMs: 500, anchor: 'undici-minimal' },
+  { id: 'undici-minimal-buffered', title: 'baseline: minimal undici proxy reading the body whole first (`--buffer`), as penumbra does for small bodies', body: 'small', target: 'undici-minimal', baselineBuffer: true, shadows: [], settleMs: 300, anchor: 'passthrough' },
+  { id: 'undici-minimal-tee', title: 'baseline: minimal undici proxy (buffered) teeing 100% to a fast shadow (no cap, no capture, no comparison)', body: 'small', target: 'undici-minimal', baselineShadow: 'fast8', shadows: [], settleMs: 500, anchor: 'undici-minimal-buffered' },
+  { id: 'undici-minimal-tee-100ms', title: 'baseline: minimal undici proxy (buffered) teeing 100% to the 100 ms shadow, at most 64 in flight', body: 'small', target: 'undici-minimal', baselineShadow: 'slow', baselineShadowCap: 64, shadows: [], settleMs: 1000, anchor: 'undici-minimal-buffered' },
   { id: 'http-proxy', title: 'baseline: http-proxy 1.18 + keep-alive agent', body: 'small', target: 'http-proxy', shadows: [], settleMs: 300, anchor: 'passthrough' },
   { id: 'nginx', title: 'baseline: nginx, 1 worker, upstream keep-alive', body: 'small', target: 'nginx', shadows: [], settleMs: 300 },
   { id: 'nginx-mirror', title: 'nginx + `mirror` to a 100 ms shadow', body: 'small', target: 'nginx-mirror', shadows: [], settleMs: 1000 },
