@@ -2,7 +2,7 @@
 import cluster from 'node:cluster'
 import { createServer } from 'node:http'
 import { parseArgs } from 'node:util'
-import { AggregatorRegistry } from 'prom-client'
+import { AggregatorRegistry, Registry } from 'prom-client'
 import { loadConfigFile, validateConfig, ConfigError } from './config/load.js'
 import type { Config } from './config/schema.js'
 import { Penumbra, VERSION } from './index.js'
@@ -14,6 +14,7 @@ import { PrimaryProbe } from './server/readiness.js'
 import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
 import { runReport } from './admin/report-cli.js'
+import { configReloadsCounter } from './metrics/metrics.js'
 
 const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
 
@@ -199,7 +200,10 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
   await probePort(config.listen.host, config.listen.port)
   let primaryUrl = config.primary.url
   const probe = new PrimaryProbe(() => primaryUrl)
-  const backend = new ClusterBackend(config, () => probe.check(), statusPageHtml)
+  // The primary's own metrics: it reads the config file, so it counts the reloads.
+  const own = new Registry()
+  const reloads = configReloadsCounter([own])
+  const backend = new ClusterBackend(config, () => probe.check(), { statusPage: statusPageHtml, own })
   const admin = config.admin.enabled ? new AdminServer(backend, log, config.admin.token) : null
   if (admin !== null) {
     try {
@@ -228,7 +232,8 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
 
   process.on('SIGHUP', () => {
     const next = reloadFrom(file, log)
-    if (next === null) return
+    if (next === null) { reloads.inc({ result: 'invalid' }); return }
+    reloads.inc({ result: 'ok' })
     primaryUrl = next.primary.url
     current = { ...next, workers: config.workers }
     backend.setConfig(current)

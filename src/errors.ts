@@ -22,7 +22,12 @@ export const ErrorCodes = {
   /** An admin request naming a shadow, mismatch or route that does not exist. */
   PENUMBRA_NOT_FOUND: 404,
   /** An admin request with an invalid body. */
-  PENUMBRA_INVALID_REQUEST: 400
+  PENUMBRA_INVALID_REQUEST: 400,
+  /**
+   * `--workers` mode: an admin PATCH did not reach every worker (one failed or did not answer),
+   * or no worker is running. The workers that applied it keep it; repeating it is safe.
+   */
+  PENUMBRA_WORKER_UNAVAILABLE: 503
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -1,7 +1,8 @@
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Client, request } from 'undici'
-import { childConfigYaml, freePort, httpServer, probePort, spawnPenumbra, tempDir, writeFile } from './helpers/proxy-util.js'
+import { childConfigYaml, freePort, httpServer, probePort, spawnPenumbra, tempDir, writeFile, type PenumbraChild } from './helpers/proxy-util.js'
 import { waitFor } from './helpers/servers.js'
 
 // Issue #2: `--workers 2` forks two proxy processes sharing the port; the primary process serves
@@ -15,6 +16,24 @@ function sum (text: string, name: string): number {
   return total
 }
 
+/** Starts penumbra with `--workers 2` and waits until both workers answer the admin over IPC. */
+async function startCluster (t: TestContext, primary: string, extra?: string): Promise<{ child: PenumbraChild, port: number, admin: string, file: string }> {
+  const dir = tempDir(t)
+  const port = await freePort()
+  const adminPort = await freePort()
+  const file = writeFile(dir, 'cluster.yaml', childConfigYaml({ port, adminPort, primary, extra }))
+  const child = await spawnPenumbra(file, { port, adminPort, extra: ['--workers', '2'], readyTimeoutMs: 15_000 })
+  t.after(() => child.kill())
+  const admin = `http://127.0.0.1:${adminPort}`
+  // The admin's /report says how many workers answered over IPC.
+  await waitFor(async () => {
+    const r = await request(`${admin}/report`)
+    const body = await r.body.json() as { workers?: number }
+    return r.statusCode === 200 && body.workers === 2
+  }, 15_000, 'both workers to answer the admin')
+  return { child, port, admin, file }
+}
+
 test('--workers 2: requests served by both workers, /metrics sums them, SIGTERM exits 0', { timeout: 30_000 }, async (t) => {
   const peers = new Set<number>()
   const up = await httpServer((req, res) => {
@@ -23,19 +42,7 @@ test('--workers 2: requests served by both workers, /metrics sums them, SIGTERM 
     req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"ok":true}') })
   })
   t.after(() => up.stop())
-  const dir = tempDir(t)
-  const port = await freePort()
-  const adminPort = await freePort()
-  const file = writeFile(dir, 'cluster.yaml', childConfigYaml({ port, adminPort, primary: up.url }))
-  const child = await spawnPenumbra(file, { port, adminPort, extra: ['--workers', '2'], readyTimeoutMs: 15_000 })
-  t.after(() => child.kill())
-  const admin = `http://127.0.0.1:${adminPort}`
-  // Both workers up: the admin's /report says how many workers answered over IPC.
-  await waitFor(async () => {
-    const r = await request(`${admin}/report`)
-    const body = await r.body.json() as { workers?: number }
-    return r.statusCode === 200 && body.workers === 2
-  }, 15_000, 'both workers to answer the admin')
+  const { child, port, admin } = await startCluster(t, up.url)
 
   const send = async (i: number): Promise<void> => {
     // A fresh connection per request, so the cluster's round-robin spreads them.
@@ -72,5 +79,63 @@ test('--workers 2: requests served by both workers, /metrics sums them, SIGTERM 
   child.child.kill('SIGTERM')
   assert.deepEqual(await child.waitExit(15_000), { code: 0, signal: null })
   assert.equal(await probePort(port), 'refused')
-  assert.equal(await probePort(adminPort), 'refused')
+  assert.equal(await probePort(Number(new URL(admin).port)), 'refused')
+})
+
+/** The pids of the primary's worker processes (its node children). */
+function workerPids (primaryPid: number): number[] {
+  const out: number[] = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === primaryPid) out.push(Number(d))
+    } catch { /* gone */ }
+  }
+  return out
+}
+
+test('--workers 2: SIGHUP reloads are counted once; a PATCH that misses a worker is a 503 that says so', { timeout: 40_000 }, async (t) => {
+  const up = await httpServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(200); res.end('{}') }) })
+  t.after(() => up.stop())
+  const { child, admin, file } = await startCluster(t, up.url, `shadows: [{ name: cand, url: "${up.url}", sampleRate: 0.5 }]`)
+  const metrics = async (): Promise<string> => { const r = await request(`${admin}/metrics`); return await r.body.text() }
+  const patch = async (sampleRate: number): Promise<{ status: number, body: any }> => {
+    const r = await request(`${admin}/shadows/cand`, { method: 'PATCH', body: JSON.stringify({ sampleRate }), headers: { 'content-type': 'application/json' } })
+    return { status: r.statusCode, body: await r.body.json() }
+  }
+
+  // The primary reads the file and counts; the workers' copies of the counter are left out.
+  child.child.kill('SIGHUP')
+  await waitFor(async () => /^penumbra_config_reloads_total\{result="ok"\} 1$/m.test(await metrics()), 10_000, 'the reload to be counted')
+  writeFileSync(file, 'listen: [not, a, map]\n')
+  child.child.kill('SIGHUP')
+  await waitFor(async () => /^penumbra_config_reloads_total\{result="invalid"\} 1$/m.test(await metrics()), 10_000, 'the invalid reload to be counted')
+  const text = await metrics()
+  assert.equal(text.match(/^# TYPE penumbra_config_reloads_total /gm)?.length, 1, 'one metric family')
+
+  // Every worker applies it: 200.
+  assert.equal((await patch(0.25)).status, 200)
+  const pids = workerPids(child.child.pid!)
+  assert.equal(pids.length, 2, `worker pids ${pids.join(',')}`)
+  // One worker cannot answer (stopped): the PATCH reaches only the other, and the caller hears it.
+  process.kill(pids[0]!, 'SIGSTOP')
+  let resumed = false
+  t.after(() => { if (!resumed) process.kill(pids[0]!, 'SIGCONT') })
+  const partial = await patch(0.75)
+  process.kill(pids[0]!, 'SIGCONT')
+  resumed = true
+  assert.equal(partial.status, 503)
+  assert.equal(partial.body.error, 'PENUMBRA_WORKER_UNAVAILABLE')
+  assert.match(partial.body.message, /applied in 1 of 2 workers \(worker \d+ did not answer\)/)
+  // Repeating it once the worker is back reaches both.
+  const again = await patch(0.75)
+  assert.equal(again.status, 200)
+  const shadows = await request(`${admin}/shadows`)
+  const list = await shadows.body.json() as Array<{ name: string, state: { sampleRate: number } }>
+  assert.equal(list[0]!.state.sampleRate, 0.75)
+  // An unknown shadow is still a 404 from every worker.
+  const r = await request(`${admin}/shadows/nope`, { method: 'PATCH', body: '{"enabled":false}', headers: { 'content-type': 'application/json' } })
+  assert.equal(r.statusCode, 404)
+  await r.body.arrayBuffer()
 })

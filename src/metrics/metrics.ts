@@ -19,6 +19,15 @@ export function methodLabel (method: string): string {
   return KNOWN_METHODS.has(method) ? method : 'OTHER'
 }
 
+/**
+ * `penumbra_config_reloads_total`. In `--workers` mode the primary process reads the file and
+ * counts the reloads in a registry of its own, so the workers' copies (never incremented there)
+ * are left out of the aggregated /metrics (`aggregator: 'omit'`; a single process ignores it).
+ */
+export function configReloadsCounter (registers: Registry[]): Counter<'result'> {
+  return new Counter({ name: 'penumbra_config_reloads_total', help: 'Config reloads (SIGHUP) by result (ok, invalid).', labelNames: ['result'], aggregator: 'omit', registers })
+}
+
 /** All penumbra metrics, bound to one registry (one per process; tests make their own). */
 export class Metrics {
   readonly registry: Registry
@@ -71,7 +80,7 @@ export class Metrics {
     this.latencyDelta = new Histogram({ name: 'penumbra_latency_delta_seconds', help: 'Shadow minus primary upstream duration per compared request (signed; negative: shadow faster).', labelNames: ['shadow'], buckets: LATENCY_DELTA_BUCKETS, registers: r })
     this.noiseRequests = new Counter({ name: 'penumbra_noise_requests_total', help: 'Primary-vs-primary replays for noise cancellation, by outcome (ok, error, timeout, skipped).', labelNames: ['outcome'], registers: r })
     this.mismatchSinkDropped = new Counter({ name: 'penumbra_mismatch_sink_dropped_total', help: 'Mismatch records not written to the JSONL sink because it was backed up or failing.', registers: r })
-    this.configReloads = new Counter({ name: 'penumbra_config_reloads_total', help: 'Config reloads (SIGHUP) by result (ok, invalid).', labelNames: ['result'], registers: r })
+    this.configReloads = configReloadsCounter(r)
     this.buildInfo = new Gauge({ name: 'penumbra_build_info', help: 'Constant 1, labelled with the penumbra and Node.js versions.', labelNames: ['version', 'node'], aggregator: 'first', registers: r })
     this.buildInfo.set({ version: opts.version, node: process.version }, 1)
   }

@@ -1,11 +1,11 @@
 import cluster, { type Worker } from 'node:cluster'
-import { AggregatorRegistry } from 'prom-client'
+import { AggregatorRegistry, type Registry } from 'prom-client'
 import type { Config } from '../config/schema.js'
 import { redactConfig } from '../config/load.js'
 import type { AdminBackend } from '../admin/admin-server.js'
 import type { Penumbra } from '../index.js'
 import { ShadowReport, type ShadowReportData, type ShadowView } from '../shadow/shadow-report.js'
-import { PenumbraError } from '../errors.js'
+import { ErrorCodes, PenumbraError, type ErrorCode } from '../errors.js'
 
 // `--workers N` (issue #2): the primary process forks N workers that share the proxy port
 // (node:cluster), and serves the admin port itself. /metrics is prom-client's
@@ -58,11 +58,14 @@ export class ClusterBackend implements AdminBackend {
   readonly #pending = new Map<number, { resolve: (v: AdminResponse) => void }>()
   readonly #ready: () => Promise<{ ready: boolean, reason?: string }>
   readonly statusPage?: () => string
+  /** This (primary) process's own metrics, appended to the workers' aggregate. */
+  readonly #own: Registry | null
 
-  constructor (config: Config, ready: () => Promise<{ ready: boolean, reason?: string }>, statusPage?: () => string) {
+  constructor (config: Config, ready: () => Promise<{ ready: boolean, reason?: string }>, opts: { statusPage?: () => string, own?: Registry } = {}) {
     this.#config = config
     this.#ready = ready
-    if (statusPage !== undefined) this.statusPage = statusPage
+    this.#own = opts.own ?? null
+    if (opts.statusPage !== undefined) this.statusPage = opts.statusPage
     cluster.on('message', (_worker, msg: AdminResponse) => {
       if (msg?.type !== 'penumbra:admin:res') return
       const p = this.#pending.get(msg.id)
@@ -99,7 +102,8 @@ export class ClusterBackend implements AdminBackend {
   }
 
   async metrics (): Promise<{ contentType: string, body: string }> {
-    return { contentType: this.#registry.contentType, body: await this.#registry.clusterMetrics() }
+    const body = await this.#registry.clusterMetrics()
+    return { contentType: this.#registry.contentType, body: this.#own === null ? body : body + await this.#own.metrics() }
   }
 
   ready (): Promise<{ ready: boolean, reason?: string }> {
@@ -127,9 +131,25 @@ export class ClusterBackend implements AdminBackend {
     })
   }
 
+  /**
+   * Applies a PATCH in every worker. Success means every live worker applied it: a worker that
+   * failed or did not answer would go on with the old state while the caller is told otherwise.
+   */
   async patchShadow (name: string, patch: { sampleRate?: number, enabled?: boolean }): Promise<unknown> {
-    const values = await this.#values('patch', { name, patch })
-    return values[0]
+    const answers = await this.ask('patch', { name, patch })
+    if (answers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting): nothing was changed')
+    const failed = answers.filter((a) => !a.ok)
+    if (failed.length === 0) return answers[0]!.value
+    if (failed.length === answers.length && failed.every((a) => a.error?.code === failed[0]!.error?.code)) {
+      // Every worker refused it the same way: a client error (no such shadow, invalid value) is
+      // the answer as is; anything else means no worker applied it.
+      const code = failed[0]!.error?.code
+      const clientError = code !== undefined && code in ErrorCodes && ErrorCodes[code as ErrorCode] >= 400 && ErrorCodes[code as ErrorCode] < 500
+      throw new PenumbraError(clientError ? code as ErrorCode : 'PENUMBRA_WORKER_UNAVAILABLE', failed[0]!.error?.message ?? 'no worker answered')
+    }
+    const why = [...new Set(failed.map((a) => a.error?.message ?? 'failed'))].join('; ')
+    throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE',
+      `applied in ${answers.length - failed.length} of ${answers.length} workers (${why}); the others keep their previous state: repeat the PATCH (it is idempotent)`)
   }
 
   async mismatches (q: { shadow?: string, limit?: number }): Promise<unknown> {
