@@ -50,6 +50,17 @@ function workerOp (app: Penumbra, op: string, args: unknown): unknown {
   throw new PenumbraError('PENUMBRA_NOT_FOUND', `unknown admin op ${op}`)
 }
 
+/**
+ * When every answer is the same client error (4xx: no such shadow, an invalid value), that error
+ * as the workers put it: it is the answer to the op. Otherwise null.
+ */
+function clientError (answers: AdminResponse[]): PenumbraError | null {
+  const e = answers[0]?.error
+  if (e === undefined || !(e.code in ErrorCodes) || !answers.every((a) => a.error?.code === e.code)) return null
+  const code = e.code as ErrorCode
+  return ErrorCodes[code] >= 400 && ErrorCodes[code] < 500 ? new PenumbraError(code, e.message) : null
+}
+
 /** In the primary: the admin backend that asks every live worker and merges the answers. */
 export class ClusterBackend implements AdminBackend {
   readonly #registry = new AggregatorRegistry()
@@ -93,10 +104,8 @@ export class ClusterBackend implements AdminBackend {
 
   async #values (op: string, args?: unknown): Promise<unknown[]> {
     const answers = await this.ask(op, args)
-    const failed = answers.find((a) => !a.ok)
-    if (failed !== undefined && answers.every((a) => !a.ok)) {
-      const code = failed.error?.code === 'PENUMBRA_NOT_FOUND' ? 'PENUMBRA_NOT_FOUND' : 'PENUMBRA_INTERNAL'
-      throw new PenumbraError(code, failed.error?.message ?? 'no worker answered')
+    if (answers.length > 0 && answers.every((a) => !a.ok)) {
+      throw clientError(answers) ?? new PenumbraError('PENUMBRA_INTERNAL', answers[0]!.error?.message ?? 'no worker answered')
     }
     return answers.filter((a) => a.ok).map((a) => a.value)
   }
@@ -140,13 +149,8 @@ export class ClusterBackend implements AdminBackend {
     if (answers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting): nothing was changed')
     const failed = answers.filter((a) => !a.ok)
     if (failed.length === 0) return answers[0]!.value
-    if (failed.length === answers.length && failed.every((a) => a.error?.code === failed[0]!.error?.code)) {
-      // Every worker refused it the same way: a client error (no such shadow, invalid value) is
-      // the answer as is; anything else means no worker applied it.
-      const code = failed[0]!.error?.code
-      const clientError = code !== undefined && code in ErrorCodes && ErrorCodes[code as ErrorCode] >= 400 && ErrorCodes[code as ErrorCode] < 500
-      throw new PenumbraError(clientError ? code as ErrorCode : 'PENUMBRA_WORKER_UNAVAILABLE', failed[0]!.error?.message ?? 'no worker answered')
-    }
+    const refused = clientError(answers)
+    if (refused !== null) throw refused
     const why = [...new Set(failed.map((a) => a.error?.message ?? 'failed'))].join('; ')
     throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE',
       `applied in ${answers.length - failed.length} of ${answers.length} workers (${why}); the others keep their previous state: repeat the PATCH (it is idempotent)`)
