@@ -1,9 +1,10 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { Client, request } from 'undici'
 import { childConfigYaml, freePort, httpServer, probePort, spawnPenumbra, tempDir, writeFile, type PenumbraChild } from './helpers/proxy-util.js'
 import { waitFor } from './helpers/servers.js'
+import { processTree } from '../bench/lib/rss.js'
 
 // Issue #2: `--workers 2` forks two proxy processes sharing the port; the primary process serves
 // the admin listener, whose /metrics aggregates both workers; SIGTERM stops everything, exit 0.
@@ -82,19 +83,6 @@ test('--workers 2: requests served by both workers, /metrics sums them, SIGTERM 
   assert.equal(await probePort(Number(new URL(admin).port)), 'refused')
 })
 
-/** The pids of the primary's worker processes (its node children). */
-function workerPids (primaryPid: number): number[] {
-  const out: number[] = []
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === primaryPid) out.push(Number(d))
-    } catch { /* gone */ }
-  }
-  return out
-}
-
 test('--workers 2: SIGHUP reloads are counted once; a PATCH that misses a worker is a 503 that says so', { timeout: 40_000 }, async (t) => {
   const up = await httpServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(200); res.end('{}') }) })
   t.after(() => up.stop())
@@ -116,7 +104,7 @@ test('--workers 2: SIGHUP reloads are counted once; a PATCH that misses a worker
 
   // Every worker applies it: 200.
   assert.equal((await patch(0.25)).status, 200)
-  const pids = workerPids(child.child.pid!)
+  const pids = processTree(child.child.pid!).slice(1) // the workers: the primary's only descendants
   assert.equal(pids.length, 2, `worker pids ${pids.join(',')}`)
   // One worker cannot answer (stopped): the PATCH reaches only the other, and the caller hears it.
   process.kill(pids[0]!, 'SIGSTOP')
