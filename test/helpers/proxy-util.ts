@@ -245,7 +245,13 @@ export async function tcpServer (onSocket: (s: Socket) => void): Promise<NetServ
   })
 }
 
-/** A URL whose port nothing listens on. */
+/**
+ * A URL whose port nothing listens on. The port is below Linux's ephemeral range (32768 and up),
+ * so no listen(0) can be handed it afterwards. A freshly freed ephemeral port can be: if the
+ * penumbra started next gets it, its "unreachable" primary answers and /readyz says 200. One CI
+ * run failed that way, most likely for this reason.
+ */
 export async function closedPortUrl (): Promise<string> {
-  return `http://127.0.0.1:${await freePort()}`
+  for (let port = 1; port < 1024; port++) if (await probePort(port, 500) === 'refused') return `http://127.0.0.1:${port}`
+  throw new Error('closedPortUrl: every port below 1024 on 127.0.0.1 accepts connections')
 }
