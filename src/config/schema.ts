@@ -96,7 +96,7 @@ const compareShape = {
   mismatches: mismatches.prefault({}),
   /**
    * Jobs whose captured responses hold at least this many bytes are compared on a worker thread,
-   * off the event loop; smaller ones on the event loop in 5 ms slices (cheaper than a thread
+   * off the event loop; smaller ones on the event loop in 1 ms slices (cheaper than a thread
    * round trip). 0: all on the thread; null: none.
    */
   workerMinBytes: z.number().int().min(0, 'must be >= 0').nullable().default(64 * 1024),
