@@ -85,6 +85,20 @@ test('a shadow that never answers: client unaffected; the shadow times out (outc
   await stillServing(r)
 })
 
+test('a shadow that sends its head, then stalls the body: its timeoutMs still ends the call (outcome timeout)', async (t) => {
+  // The call's own deadline is the only timer on a mirrored request (undici's per-phase timers
+  // are off), so it has to cover a body that stops flowing, not only a missing head.
+  const b = new ShadowBehaviour()
+  const r = await shadowRig(b.stallBody(), { timeoutMs: 500 })
+  t.after(async () => { b.dispose(); await r.close() })
+  const got = await send(r.agent, r.proxy, 'iso-1')
+  assertSameAsBaseline(got)
+  await waitFor(async () => (await shadowView(r.app, 'iso')).counters.timeout === 1, 5000, 'the timeout outcome')
+  assert.equal(metricValue(await scrape(r.app), 'penumbra_shadow_inflight', { shadow: 'iso' }), 0, 'the semaphore place is given back')
+  await waitFor(() => b.closedEarly === 1, 2000, 'penumbra closed the stalled shadow connection')
+  await stillServing(r)
+})
+
 test('a shadow that resets the connection: client unaffected; outcome error', async (t) => {
   const b = new ShadowBehaviour()
   const r = await shadowRig(b.reset())

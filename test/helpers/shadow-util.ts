@@ -146,6 +146,16 @@ export class ShadowBehaviour {
     return (req) => { req.socket.destroy() }
   }
 
+  /** Sends the head and the first bytes of a longer body, then nothing more (a stuck stream). */
+  stallBody (): Handler {
+    return (_req, res) => {
+      this.held.add(res)
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': 1000 })
+      res.write('{"predictions":[')
+      res.on('close', () => { this.held.delete(res); this.closedEarly++ })
+    }
+  }
+
   /** Streams `bytes` of JSON-ish filler, honouring backpressure, until done or cut off. */
   huge (bytes: number): Handler {
     return (_req, res) => {
