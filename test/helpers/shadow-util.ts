@@ -148,11 +148,11 @@ export class ShadowBehaviour {
 
   /** Sends the head and the first bytes of a longer body, then nothing more (a stuck stream). */
   stallBody (): Handler {
-    return (_req, res) => {
-      this.held.add(res)
+    const hold = this.hang()
+    return (req, res, body) => {
+      hold(req, res, body)
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': 1000 })
       res.write('{"predictions":[')
-      res.on('close', () => { this.held.delete(res); this.closedEarly++ })
     }
   }
 
