@@ -1,9 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
+import { Readable } from 'node:stream'
 import { request, Client } from 'undici'
 import { startPenumbra, urls, waitFor } from './helpers/servers.js'
 import { closedPortUrl, httpServer, tcpServer, sleep } from './helpers/proxy-util.js'
+import { metricValue, scrape } from './helpers/shadow-util.js'
 
 // Issue #2: upstream failures map to 502/504 with a JSON error; a response cut after its head
 // destroys the client connection; a client that goes away cancels the upstream request.
@@ -81,6 +83,68 @@ test('primary too slow (primary.timeoutMs) → 504 PENUMBRA_UPSTREAM_TIMEOUT', {
   assert.equal(body.error, 'PENUMBRA_UPSTREAM_TIMEOUT')
   assert.equal(body.requestId, 'slow-1')
   assert.ok(Date.now() - started < 4000, 'answered well before the upstream would have')
+})
+
+test('primary too slow with a streamed (chunked) request body → 504 too (undici keeps that deadline)', { timeout: 10_000 }, async (t) => {
+  // Bodies penumbra streams keep undici's timers, which follow the upload; buffered and empty
+  // bodies use the handler's own deadline (the test above). Both must end in the same 504.
+  const up = await httpServer((req, res) => { req.resume(); const h = setTimeout(() => res.end('late'), 5000); res.on('close', () => clearTimeout(h)) })
+  t.after(() => up.stop())
+  const app = await startPenumbra({ primary: { url: up.url, timeoutMs: 150 } })
+  t.after(() => app.stop())
+  const started = Date.now()
+  const r = await request(`${urls(app).proxy}/slow`, { method: 'POST', body: Readable.from([Buffer.from('{"x":'), Buffer.from('1}')]) })
+  assert.equal(r.statusCode, 504)
+  assert.equal((await errorBody(r)).error, 'PENUMBRA_UPSTREAM_TIMEOUT')
+  assert.ok(Date.now() - started < 4000, 'answered well before the upstream would have')
+})
+
+test('primary stalling mid-body longer than primary.timeoutMs → client connection destroyed, counted as a timeout', { timeout: 10_000 }, async (t) => {
+  const up = await tcpServer((sock) => {
+    sock.once('data', () => sock.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(1000)}`))
+  })
+  t.after(() => up.stop())
+  const app = await startPenumbra({ primary: { url: up.url, timeoutMs: 200 } })
+  t.after(() => app.stop())
+  const client = new Client(urls(app).proxy)
+  t.after(() => client.destroy())
+  const started = Date.now()
+  const r = await client.request({ path: '/stall', method: 'GET' })
+  assert.equal(r.statusCode, 200)
+  await assert.rejects(r.body.text(), 'the body must not end cleanly')
+  assert.ok(Date.now() - started < 4000, `cut after ${Date.now() - started} ms`)
+  await waitFor(async () => metricValue(await scrape(app), 'penumbra_upstream_errors_total', { upstream: 'primary', reason: 'timeout' }) === 1, 3000, 'the timeout counted')
+})
+
+test('a client reading slowly (backpressure) for longer than primary.timeoutMs still gets the whole body', { timeout: 20_000 }, async (t) => {
+  // undici does not count a body gap while the reader holds the stream back; neither does
+  // penumbra's own deadline. 32 MB outgrows the socket buffers, so penumbra has to pause.
+  const total = 32 * 1024 * 1024
+  const up = await httpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total })
+    const chunk = Buffer.alloc(64 * 1024, 7)
+    let sent = 0
+    const pump = (): void => {
+      while (sent < total) { sent += chunk.length; if (!res.write(chunk)) { res.once('drain', pump); return } }
+      res.end()
+    }
+    pump()
+  })
+  t.after(() => up.stop())
+  const app = await startPenumbra({ primary: { url: up.url, timeoutMs: 200 } })
+  t.after(() => app.stop())
+  const client = new Client(urls(app).proxy)
+  t.after(() => client.destroy())
+  const r = await client.request({ path: '/big', method: 'GET' })
+  assert.equal(r.statusCode, 200)
+  let got = 0
+  let waited = false
+  for await (const c of r.body) {
+    got += (c as Buffer).length
+    if (!waited) { waited = true; await sleep(800) } // four deadlines' worth without reading
+  }
+  assert.equal(got, total)
+  assert.equal(metricValue(await scrape(app), 'penumbra_upstream_errors_total', { upstream: 'primary', reason: 'timeout' }), 0)
 })
 
 for (const framing of ['content-length', 'chunked'] as const) {

@@ -145,14 +145,18 @@ export class ProxyServer implements ExchangeSink {
 
   #dispatch (h: ForwardHandler, body: NodeJS.ReadableStream | Buffer | null): void {
     const req = h.req
+    // Without a body or with a buffered one, the handler keeps primary.timeoutMs itself (see
+    // ForwardHandler.deadlineMs); a streamed body keeps undici's timers, which follow the upload.
+    const streamed = body !== null && !Buffer.isBuffer(body)
+    if (!streamed) h.deadlineMs = this.#timeoutMs
     try {
       this.#pool.dispatch({
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         path: req.url ?? '/',
         headers: h.headers,
         body: body as Dispatcher.DispatchOptions['body'],
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
+        headersTimeout: streamed ? this.#timeoutMs : 0,
+        bodyTimeout: streamed ? this.#timeoutMs : 0,
         // RFC 9112 §9.3.1: a proxy MUST NOT retry non-idempotent requests on its own.
         idempotent: false
       }, h)
