@@ -105,11 +105,12 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   static #onDeadline (h: ForwardHandler): void {
     h.#timer = null
     if (h.#done) return
-    if (h.#paused) {
-      h.#timer = setTimeout(ForwardHandler.#onDeadline, h.deadlineMs, h).unref()
-      return
-    }
+    if (h.#paused) { h.#armDeadline(); return }
     h.#ctl?.abort(h.#headReceived ? kBodyTimeout : kHeadersTimeout)
+  }
+
+  #armDeadline (): void {
+    this.#timer = setTimeout(ForwardHandler.#onDeadline, this.deadlineMs, this).unref()
   }
 
   #clearDeadline (): void {
@@ -144,7 +145,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#ctl = ctl
     this.upstreamStart = performance.now()
     if (this.res.destroyed) { ctl.abort(kClientClosed); return }
-    if (this.deadlineMs > 0) this.#timer = setTimeout(ForwardHandler.#onDeadline, this.deadlineMs, this).unref()
+    if (this.deadlineMs > 0) this.#armDeadline()
   }
 
   onResponseStart (_ctl: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
