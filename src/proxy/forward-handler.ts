@@ -70,7 +70,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   #done = false
   #timer: NodeJS.Timeout | null = null
   #headReceived = false
-  #paused = false
 
   constructor (req: IncomingMessage, res: ServerResponse, requestId: string, start: number, opts: RequestHeaderOptions, sink: ExchangeSink) {
     this.req = req
@@ -90,7 +89,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   #onDrain = (): void => {
-    this.#paused = false
     this.#timer?.refresh()
     this.#ctl?.resume()
   }
@@ -105,7 +103,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   static #onDeadline (h: ForwardHandler): void {
     h.#timer = null
     if (h.#done) return
-    if (h.#paused) { h.#armDeadline(); return }
+    // Paused by us (client backpressure, onResponseData): undici's controller says so until resume.
+    if (h.#ctl?.paused === true) { h.#armDeadline(); return }
     h.#ctl?.abort(h.#headReceived ? kBodyTimeout : kHeadersTimeout)
   }
 
@@ -176,7 +175,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const res = this.res
     if (res.destroyed || this.status === 0) return
     if (!res.write(chunk)) {
-      this.#paused = true
       ctl.pause()
       res.once('drain', this.#onDrain)
     }
