@@ -10,7 +10,8 @@ import { createLogger, type Logger } from './log/logger.js'
 import { AdminServer } from './admin/admin-server.js'
 import { ClusterBackend, serveWorkerAdmin } from './server/cluster.js'
 import { listenOn } from './server/proxy-server.js'
-import { PrimaryProbe } from './server/readiness.js'
+import { OriginProbe } from './upstream/probe.js'
+import { configWarnings } from './config/schema.js'
 import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
 import { runReport } from './admin/report-cli.js'
@@ -88,12 +89,14 @@ async function main (): Promise<void> {
     if (!Number.isInteger(n) || n < 1 || n > 64) fail('--workers: must be a whole number 1..64')
     config = { ...config, workers: n }
   }
+  const warnings = configWarnings(config)
   if (args.check === true) {
-    process.stdout.write(summary(file, config))
+    process.stdout.write(summary(file, config) + warnings.map((w) => `  warning: ${w}\n`).join(''))
     return
   }
 
   const log = createLogger({ level: config.log.level, redact: config.log.redact })
+  if (cluster.isPrimary) for (const w of warnings) log.warn(w)
   if (cluster.isPrimary && config.admin.enabled && config.admin.token === null && !['127.0.0.1', 'localhost', '::1'].includes(config.admin.host)) {
     log.warn({ admin: `${config.admin.host}:${config.admin.port}` }, 'the admin listener is reachable beyond loopback and admin.token is not set: anyone who reaches it can change shadow sampling (PATCH /shadows)')
   }
@@ -111,11 +114,13 @@ function summary (file: string, c: Config): string {
     `${file}: valid`,
     `  listen   ${c.listen.host}:${c.listen.port}${c.workers > 1 ? ` (${c.workers} workers)` : ''}`,
     `  admin    ${c.admin.enabled ? `${c.admin.host}:${c.admin.port}${c.admin.token !== null ? ' (token set)' : ''}` : 'disabled'}`,
-    `  primary  ${c.primary.url} (timeout ${c.primary.timeoutMs} ms, ${c.primary.connections} connections)`,
-    `  shadows  ${c.shadows.length === 0 ? 'none' : ''}`
+    `  primary  ${c.primary}`,
+    '  backends'
   ]
+  for (const [name, b] of Object.entries(c.backends)) lines.push(`    - ${name}: ${b.url} (timeout ${b.timeoutMs} ms, ${b.connections} connections)${name === c.primary ? ' [primary]' : ''}`)
+  lines.push(`  shadows  ${c.shadows.length === 0 ? 'none' : ''}`)
   for (const s of c.shadows) {
-    lines.push(`    - ${s.name}: ${s.url} sample ${s.sampleRate} by ${s.sampleBy}${s.enabled ? '' : ' (disabled)'}, ${s.match.methods.join('/')} ${s.match.paths.join(' ')}, timeout ${s.timeoutMs} ms, max ${s.maxConcurrency} in flight`)
+    lines.push(`    - ${s.name}: ${s.url ?? `backend ${s.backend!}`} sample ${s.sampleRate} by ${s.sampleBy}${s.enabled ? '' : ' (disabled)'}, ${s.match.methods.join('/')} ${s.match.paths.join(' ')}, timeout ${s.timeoutMs} ms, max ${s.maxConcurrency} in flight`)
   }
   lines.push(`  compare  format ${c.compare.format}, tolerance abs ${c.compare.numeric.absTol} rel ${c.compare.numeric.relTol}, ${c.compare.ignore.length} ignore rules, noise ${c.compare.noise.enabled ? 'on' : 'off'}`)
   lines.push(`  log      ${c.log.level}${c.log.access ? ', access log on' : ''}`)
@@ -124,9 +129,16 @@ function summary (file: string, c: Config): string {
 
 async function startDemo (config: Config, log: Logger): Promise<void> {
   const port = (url: string): number => Number(new URL(url).port || 80)
-  await startDemoModel(port(config.primary.url), { role: 'primary' })
-  for (const s of config.shadows) await startDemoModel(port(s.url), { role: 'shadow', disagreeRate: 0.1 })
-  log.info({ primary: config.primary.url, shadows: config.shadows.map((s) => s.url) }, 'demo model servers started')
+  const primaryUrl = config.backends[config.primary]!.url
+  await startDemoModel(port(primaryUrl), { role: 'primary' })
+  const started = new Set([primaryUrl])
+  for (const s of config.shadows) {
+    const url = s.url ?? config.backends[s.backend!]!.url
+    if (started.has(url)) continue
+    started.add(url)
+    await startDemoModel(port(url), { role: 'shadow', disagreeRate: 0.1 })
+  }
+  log.info({ primary: primaryUrl, shadows: [...started].slice(1) }, 'demo model servers started')
   process.stderr.write(`penumbra demo: proxy http://${config.listen.host}:${config.listen.port}, admin http://${config.admin.host}:${config.admin.port}\n` +
     `  try: curl -s localhost:${config.listen.port}/v1/models/demo:predict -H 'content-type: application/json' -d '{"instances":[[5.1,3.5,1.4,0.2]]}'\n` +
     '  then: npm run demo:traffic\n')
@@ -149,7 +161,7 @@ async function runSingle (file: string, config: Config, log: Logger): Promise<vo
   } catch (err) {
     fail((err as Error).message, 1)
   }
-  log.info({ listen: `${config.listen.host}:${app.port}`, admin: app.admin !== null ? `${config.admin.host}:${app.adminPort}` : null, primary: config.primary.url, shadows: config.shadows.map((s) => s.name) }, 'penumbra listening')
+  log.info({ listen: `${config.listen.host}:${app.port}`, admin: app.admin !== null ? `${config.admin.host}:${app.adminPort}` : null, primary: config.primary, shadows: config.shadows.map((s) => s.name) }, 'penumbra listening')
   process.on('SIGHUP', () => {
     const next = reloadFrom(file, log)
     if (next === null) { app.metrics.configReloads.inc({ result: 'invalid' }); return }
@@ -178,7 +190,8 @@ function onStopSignal (stop: () => Promise<void>): void {
 }
 
 async function runWorker (file: string, config: Config, log: Logger): Promise<void> {
-  const app = new Penumbra(config, { logger: log, admin: false })
+  const inherited = process.env.PENUMBRA_WORKER_PRIMARY
+  const app = new Penumbra(config, { logger: log, admin: false, primary: inherited !== undefined ? JSON.parse(inherited) : null })
   // Let the primary's AggregatorRegistry collect this worker's registry.
   // eslint-disable-next-line no-new
   new AggregatorRegistry()
@@ -198,12 +211,15 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
   if (demo) await startDemo(config, log)
   // Fail early, in the primary, when the proxy port is taken: the workers would only loop.
   await probePort(config.listen.host, config.listen.port)
-  let primaryUrl = config.primary.url
-  const probe = new PrimaryProbe(() => primaryUrl)
+  const probe = new OriginProbe()
+  let current = config
   // The primary's own metrics: it reads the config file, so it counts the reloads.
   const own = new Registry()
   const reloads = configReloadsCounter([own])
-  const backend = new ClusterBackend(config, () => probe.check(), { statusPage: statusPageHtml, own })
+  const backend: ClusterBackend = new ClusterBackend(config, () => {
+    const name = backend.primaryStatus.backend
+    return probe.check(current.backends[name]!.url, name === 'primary' ? 'primary' : `primary backend "${name}"`)
+  }, { statusPage: statusPageHtml, own, log })
   const admin = config.admin.enabled ? new AdminServer(backend, log, config.admin.token) : null
   if (admin !== null) {
     try {
@@ -213,8 +229,7 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     }
   }
   let stopping = false
-  let current = config
-  const fork = (): void => { cluster.fork({ PENUMBRA_WORKER_CONFIG: JSON.stringify(current) }) }
+  const fork = (): void => { cluster.fork({ PENUMBRA_WORKER_CONFIG: JSON.stringify(current), PENUMBRA_WORKER_PRIMARY: JSON.stringify(backend.primaryStatus) }) }
   // A worker that keeps dying is restarted with a growing delay (0.5 s doubling to 30 s), so a
   // crash loop does not eat the machine.
   let recentExits: number[] = []
@@ -234,9 +249,9 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     const next = reloadFrom(file, log)
     if (next === null) { reloads.inc({ result: 'invalid' }); return }
     reloads.inc({ result: 'ok' })
-    primaryUrl = next.primary.url
     current = { ...next, workers: config.workers }
-    backend.setConfig(current)
+    const note = backend.setConfig(current)
+    if (note !== null) log.warn(note)
     admin?.setToken(next.admin.token)
     void backend.ask('reload', next).then((answers) => {
       const failed = answers.filter((a) => !a.ok).length

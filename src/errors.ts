@@ -27,7 +27,11 @@ export const ErrorCodes = {
    * `--workers` mode: an admin PATCH did not reach every worker (one failed or did not answer),
    * or no worker is running. The workers that applied it keep it; repeating it is safe.
    */
-  PENUMBRA_WORKER_UNAVAILABLE: 503
+  PENUMBRA_WORKER_UNAVAILABLE: 503,
+  /** `PUT /primary` with `requireReady`: the backend did not accept a connection; nothing was switched. */
+  PENUMBRA_BACKEND_NOT_READY: 409,
+  /** An admin operation that the current state does not allow (e.g. a rollback with no previous primary). */
+  PENUMBRA_CONFLICT: 409
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

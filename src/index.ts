@@ -9,9 +9,13 @@ import { ShadowSet } from './shadow/shadow-set.js'
 import { CompareStage } from './shadow/compare-stage.js'
 import { PenumbraError } from './errors.js'
 import { statusPageHtml } from './admin/status-page.js'
-import { PrimaryProbe, type Readiness } from './server/readiness.js'
+import { OriginProbe, type Readiness } from './upstream/probe.js'
+import { BackendSet } from './upstream/backend-set.js'
+import { RuntimeState } from './runtime/runtime-state.js'
+import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from './runtime/primary-selection.js'
 
 export type { Config } from './config/schema.js'
+export { configWarnings } from './config/schema.js'
 export { loadConfigFile, validateConfig, ConfigError } from './config/load.js'
 export { PenumbraError, ErrorCodes } from './errors.js'
 export { stickyUniform } from './shadow/sampler.js'
@@ -35,6 +39,15 @@ export interface PenumbraOptions {
   metrics?: Metrics
   /** Serve the admin listener in this process (false in cluster workers: the primary serves it). */
   admin?: boolean
+  /** A worker's starting primary (the --workers primary process hands its runtime switch on). */
+  primary?: PrimaryStatus | null
+}
+
+/** `PUT /primary`'s body. */
+export interface PrimarySwitchRequest {
+  backend: string
+  /** Probe the backend first; 409 PENUMBRA_BACKEND_NOT_READY (nothing switched) when it does not accept connections. */
+  requireReady?: boolean
 }
 
 /**
@@ -49,7 +62,10 @@ export class Penumbra {
   readonly compare: CompareStage
   readonly proxy: ProxyServer
   readonly admin: AdminServer | null
-  readonly #probe: PrimaryProbe
+  readonly backends: BackendSet
+  readonly runtime: RuntimeState
+  readonly selection: PrimarySelection
+  readonly #probe = new OriginProbe()
   #stopped: Promise<void> | null = null
 
   constructor (config: Config, opts: PenumbraOptions = {}) {
@@ -57,9 +73,13 @@ export class Penumbra {
     this.log = opts.logger ?? createLogger({ level: config.log.level, redact: config.log.redact })
     this.metrics = opts.metrics ?? new Metrics({ version: VERSION })
     this.compare = new CompareStage(config, this.metrics, this.log)
-    this.shadows = new ShadowSet(config, this.metrics, this.compare)
-    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows)
-    this.#probe = new PrimaryProbe(() => this.proxy.primaryUrl)
+    this.backends = new BackendSet(config)
+    const restored = opts.primary != null && this.backends.has(opts.primary.backend) ? opts.primary : null
+    this.selection = new PrimarySelection(config.primary, restored)
+    this.runtime = new RuntimeState(this.backends, this.selection.status.backend)
+    this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
+    this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends)
+    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime)
     this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin.token)
   }
 
@@ -95,6 +115,14 @@ export class Penumbra {
     if (next.admin.host !== this.config.admin.host || next.admin.port !== this.config.admin.port) notes.push('admin: address changes need a restart; kept the old one')
     if (next.workers !== this.config.workers) notes.push('workers: changes need a restart')
     this.compare.reload(next)
+    this.backends.load(next)
+    const before = this.selection.status.backend
+    const note = this.selection.reload(next.primary, (n) => this.backends.has(n))
+    if (note !== null) notes.push(note)
+    const after = this.selection.status.backend
+    if (after !== before) this.metrics.primarySwitches.inc({ from: before, to: after })
+    this.runtime.applyPrimary(this.selection.status)
+    this.metrics.setPrimaryBackend(after, this.backends.names)
     this.shadows.load(next)
     this.proxy.reload(next)
     this.admin?.setToken(next.admin.token)
@@ -115,6 +143,7 @@ export class Penumbra {
     await this.proxy.close(deadline)
     const abandoned = await this.shadows.close(deadline)
     if (abandoned > 0) this.log.warn({ abandoned }, 'shutdown deadline reached: shadow requests still in flight were abandoned')
+    await this.backends.close(deadline)
     await this.compare.close(deadline)
     await this.admin?.close()
     this.log.flush()
@@ -122,7 +151,8 @@ export class Penumbra {
 
   /** Is the primary reachable? (`GET /readyz`) */
   ready (): Promise<Readiness> {
-    return this.#probe.check()
+    const b = this.runtime.snapshot.primary
+    return this.#probe.check(b.url, b.name === 'primary' ? 'primary' : `primary backend "${b.name}"`)
   }
 
   /** The in-process admin backend (read APIs and the runtime-state mutations). */
@@ -137,8 +167,61 @@ export class Penumbra {
       mismatch: async (id) => this.compare.store.get(id),
       report: async () => this.reportJson(),
       noise: async () => this.compare.noise.snapshot(),
-      statusPage: statusPageHtml
+      statusPage: statusPageHtml,
+      backends: async () => this.describeBackends(true),
+      primary: async () => this.selection.status,
+      switchPrimary: async (req, who) => this.switchPrimary(req, who),
+      rollbackPrimary: async (who) => this.rollbackPrimary(who)
     }
+  }
+
+  /** `GET /backends`: each backend, its reachability (when `probe`), in-flight requests and roles. */
+  async describeBackends (probe: boolean): Promise<unknown[]> {
+    const active = this.runtime.snapshot.primary.name
+    return Promise.all(this.backends.list.map(async (b) => ({
+      name: b.name,
+      url: b.url,
+      roles: backendRoles(b.name, active, this.config),
+      inflight: b.inflight,
+      ...(probe ? { reachable: await this.#probe.check(b.url, `backend "${b.name}"`) } : undefined),
+      config: b.cfg
+    })))
+  }
+
+  /**
+   * Blue/green: requests that start after this call go to `req.backend`; those in flight finish
+   * where they are. With `requireReady`, a backend that does not accept a connection is refused.
+   */
+  async switchPrimary (req: PrimarySwitchRequest, who: string): Promise<PrimarySwitch> {
+    const b = this.backends.get(req.backend)
+    if (b === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no backend named "${req.backend}"`)
+    if (req.requireReady === true) {
+      const r = await this.#probe.check(b.url, `backend "${b.name}"`, true)
+      if (!r.ready) throw new PenumbraError('PENUMBRA_BACKEND_NOT_READY', `not switched: ${r.reason ?? 'unreachable'}`)
+    }
+    return this.#applied(this.selection.switchTo(req.backend, (n) => this.backends.has(n)), who)
+  }
+
+  /** `POST /primary/rollback`: back to the previous primary. */
+  rollbackPrimary (who: string): PrimarySwitch {
+    return this.#applied(this.selection.rollback((n) => this.backends.has(n)), who)
+  }
+
+  /** A worker told by its primary process: route as `status` says (counted there, not here). */
+  applyPrimary (status: PrimaryStatus): PrimaryStatus {
+    this.selection.switchTo(status.backend, (n) => this.backends.has(n))
+    this.runtime.applyPrimary(status)
+    this.metrics.setPrimaryBackend(status.backend, this.backends.names)
+    return this.selection.status
+  }
+
+  #applied (sw: PrimarySwitch, who: string): PrimarySwitch {
+    if (!sw.switched) return sw
+    this.runtime.applyPrimary(sw.status)
+    this.metrics.primarySwitches.inc({ from: sw.from, to: sw.to })
+    this.metrics.setPrimaryBackend(sw.to, this.backends.names)
+    this.log.info({ from: sw.from, to: sw.to, who }, 'primary switched')
+    return sw
   }
 
   describeShadows (): unknown[] {
@@ -163,4 +246,11 @@ export class Penumbra {
       mismatchesStored: this.compare.store.size
     }
   }
+}
+
+/** What a backend is used for: "primary" (answers clients), "shadow:<name>" (receives that shadow's copies). */
+export function backendRoles (name: string, active: string, config: Config): string[] {
+  const roles = name === active ? ['primary'] : []
+  for (const s of config.shadows) if (s.backend === name) roles.push(`shadow:${s.name}`)
+  return roles
 }

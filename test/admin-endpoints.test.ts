@@ -147,10 +147,12 @@ test('GET /config: effective config with admin.token redacted', { timeout: 10_00
   const c = await get(`${urls(app).admin}/config`)
   assert.equal(c.status, 200)
   assert.ok(!c.text.includes(secret), 'token must not appear')
-  const cfg = JSON.parse(c.text) as { admin: { token: string }, primary: { url: string, timeoutMs: number }, listen: { host: string } }
+  // The legacy `primary: {url}` form shows as the backend named "primary" (the effective config).
+  const cfg = JSON.parse(c.text) as { admin: { token: string }, primary: string, backends: Record<string, { url: string, timeoutMs: number }>, listen: { host: string } }
   assert.equal(cfg.admin.token, '[REDACTED]')
-  assert.equal(cfg.primary.url, up.url)
-  assert.equal(cfg.primary.timeoutMs, 1234)
+  assert.equal(cfg.primary, 'primary')
+  assert.equal(cfg.backends.primary!.url, up.url)
+  assert.equal(cfg.backends.primary!.timeoutMs, 1234)
   assert.equal(cfg.listen.host, '127.0.0.1')
   // Without a token, the field is null, not redacted.
   const app2 = await startPenumbra({ primary: { url: up.url } })

@@ -127,3 +127,39 @@ test('--workers 2: SIGHUP reloads are counted once; a PATCH that misses a worker
   assert.equal(r.statusCode, 404)
   await r.body.arrayBuffer()
 })
+
+test('--workers 2: PUT /primary reaches every worker, and rollback too (issue #14)', { timeout: 30_000 }, async (t) => {
+  const marker = (name: string) => httpServer((req, res) => {
+    req.resume()
+    req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'x-backend': name }); res.end(`{"from":"${name}"}`) })
+  })
+  const blue = await marker('blue')
+  const green = await marker('green')
+  t.after(async () => { await blue.stop(); await green.stop() })
+  const { port, admin } = await startCluster(t, blue.url, `backends: { green: { url: "${green.url}" } }`)
+  const froms = async (n: number): Promise<Set<string>> => {
+    const seen = new Set<string>()
+    for (let i = 0; i < n; i++) {
+      // A fresh connection each time, so both workers are asked.
+      const c = new Client(`http://127.0.0.1:${port}`)
+      const r = await c.request({ path: '/x', method: 'POST', body: '{}', headers: { connection: 'close' } })
+      seen.add(String(r.headers['x-backend']))
+      await r.body.dump()
+      await c.close()
+    }
+    return seen
+  }
+  assert.deepEqual(await froms(10), new Set(['blue']))
+  const sw = await request(`${admin}/primary`, { method: 'PUT', body: '{"backend":"green"}' })
+  assert.equal(sw.statusCode, 200)
+  assert.equal((await sw.body.json() as { to: string }).to, 'green')
+  assert.deepEqual(await froms(10), new Set(['green']))
+  const status = await (await request(`${admin}/primary`)).body.json() as { backend: string, previous: string }
+  assert.deepEqual([status.backend, status.previous], ['green', 'primary'])
+  const metrics = await (await request(`${admin}/metrics`)).body.text()
+  assert.equal(sum(metrics, 'penumbra_primary_switches_total'), 1, 'counted once, by the primary process')
+  const rb = await request(`${admin}/primary/rollback`, { method: 'POST' })
+  assert.equal(rb.statusCode, 200)
+  await rb.body.dump()
+  assert.deepEqual(await froms(10), new Set(['blue']))
+})

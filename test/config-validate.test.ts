@@ -25,7 +25,9 @@ test('a minimal config gets the documented defaults', () => {
   const c = validateConfig({ primary: P })
   assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080, keepAliveTimeoutMs: 65_000, headersTimeoutMs: 66_000, requestTimeoutMs: 300_000, maxHeaderSize: 16_384 })
   assert.deepEqual(c.admin, { enabled: true, host: '127.0.0.1', port: 9901, token: null })
-  assert.deepEqual(c.primary, { url: P.url, timeoutMs: 30_000, connectTimeoutMs: 5000, connections: 128, keepAliveTimeoutMs: 4000, preserveHost: false })
+  // The legacy object form defines the backend named "primary".
+  assert.equal(c.primary, 'primary')
+  assert.deepEqual(c.backends, { primary: { url: P.url, timeoutMs: 30_000, connectTimeoutMs: 5000, connections: 128, keepAliveTimeoutMs: 4000, preserveHost: false } })
   assert.deepEqual(c.proxy, { via: 'penumbra', requestIdHeader: 'x-request-id', loopDetection: true, xForwarded: true })
   assert.equal(c.log.access, true)
   assert.equal(c.log.level, 'info')
@@ -105,7 +107,7 @@ test('loadConfigFile: YAML and JSON give the same config; syntax errors and miss
   const json = writeFile(dir, 'c.json', JSON.stringify({ primary: { url: 'http://127.0.0.1:9001', timeoutMs: 1500 }, listen: { port: 0 } }))
   assert.deepEqual(loadConfigFile(yaml), loadConfigFile(json))
   // A .yml file with JSON content works too (YAML is a superset).
-  assert.equal(loadConfigFile(writeFile(dir, 'j.yml', JSON.stringify({ primary: P }))).primary.url, P.url)
+  assert.equal(loadConfigFile(writeFile(dir, 'j.yml', JSON.stringify({ primary: P }))).backends.primary!.url, P.url)
 
   const bad = (file: string): string[] => { try { loadConfigFile(file) } catch (err) { assert.ok(err instanceof ConfigError); return err.problems } return assert.fail('expected an error') }
   assert.match(bad(writeFile(dir, 's.yaml', 'primary: { url: "x"\n  a: [\n'))[0]!, /s\.yaml: YAML syntax error at line \d+, column \d+/)

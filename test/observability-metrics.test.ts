@@ -10,13 +10,16 @@ import {
 } from './helpers/observability-harness.js'
 import { dashboardExpressions, promqlMetricNames, substituteGrafanaVariables } from './helpers/observability-promql.js'
 
-/** The metric contract of issues #2–#4 (src/metrics/metrics.ts), with the Prometheus type. */
+/** The metric contract of issues #2–#4 and #14 (src/metrics/metrics.ts), with the Prometheus type. */
 const CONTRACT: Record<string, string> = {
   penumbra_requests_total: 'counter',
   penumbra_request_duration_seconds: 'histogram',
   penumbra_upstream_duration_seconds: 'histogram',
   penumbra_upstream_errors_total: 'counter',
   penumbra_inflight_requests: 'gauge',
+  penumbra_backend_requests_total: 'counter',
+  penumbra_primary_switches_total: 'counter',
+  penumbra_primary_backend: 'gauge',
   penumbra_shadow_requests_total: 'counter',
   penumbra_shadow_skipped_total: 'counter',
   penumbra_shadow_inflight: 'gauge',

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual, createHash } from 'node:crypto'
+import { z } from 'zod'
 import { PenumbraError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 
@@ -16,7 +17,17 @@ export interface AdminBackend {
   noise (): Promise<unknown>
   /** The status page (HTML), when one is shipped. */
   statusPage? (): string
+  backends (): Promise<unknown>
+  primary (): Promise<unknown>
+  /** Blue/green switch; `who` is the caller's address, for the log. */
+  switchPrimary (req: { backend: string, requireReady?: boolean }, who: string): Promise<unknown>
+  rollbackPrimary (who: string): Promise<unknown>
 }
+
+const primarySwitchBody = z.strictObject({
+  backend: z.string().min(1, 'must be a backend name'),
+  requireReady: z.boolean().optional()
+})
 
 const MAX_ADMIN_BODY = 64 * 1024
 
@@ -82,6 +93,10 @@ export class AdminServer {
           return json(res, 200, await b.report())
         case '/noise':
           return json(res, 200, await b.noise())
+        case '/backends':
+          return json(res, 200, await b.backends())
+        case '/primary':
+          return json(res, 200, await b.primary())
         case '/':
           if (b.statusPage !== undefined) return send(res, 200, b.statusPage(), 'text/html; charset=utf-8')
           break
@@ -101,6 +116,16 @@ export class AdminServer {
       throw new PenumbraError('PENUMBRA_NOT_FOUND', `no admin endpoint ${method} ${path}`)
     }
 
+    if (method === 'PUT' && path === '/primary') {
+      this.#authorize(req)
+      const parsed = primarySwitchBody.safeParse(parseJson(await readBody(req)))
+      if (!parsed.success) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', parsed.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : 'body'}: ${i.code === 'unrecognized_keys' ? `unknown key ${i.keys.join(', ')}` : i.message}`).join('; '))
+      return json(res, 200, await b.switchPrimary(parsed.data, clientAddress(req)))
+    }
+    if (method === 'POST' && path === '/primary/rollback') {
+      this.#authorize(req)
+      return json(res, 200, await b.rollbackPrimary(clientAddress(req)))
+    }
     if (method === 'PATCH' && path.startsWith('/shadows/')) {
       this.#authorize(req)
       const name = decodeSegment(path.slice('/shadows/'.length))
@@ -135,6 +160,18 @@ export class AdminServer {
       this.server.close(() => resolve())
       this.server.closeAllConnections()
     })
+  }
+}
+
+function clientAddress (req: IncomingMessage): string {
+  return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
+}
+
+function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: must be a JSON object')
   }
 }
 

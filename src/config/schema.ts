@@ -129,13 +129,45 @@ const compareOverride = z.strictObject({
   }).optional()
 })
 
+/** Names of backends (and of shadows): they become metric label values, so they are bounded. */
+const backendName = z.string().regex(/^[a-z0-9_-]{1,32}$/, 'must match [a-z0-9_-]{1,32}')
+
+/** One model server (`backends.<name>`, or the legacy `primary: {…}`). */
+const backend = z.strictObject({
+  url: upstreamUrl,
+  /** Time to the response head, then the longest gap between body chunks (undici's semantics). */
+  timeoutMs: positiveMs.default(30_000),
+  connectTimeoutMs: positiveMs.default(5000),
+  connections: z.number().int().min(1, 'must be >= 1').default(128),
+  keepAliveTimeoutMs: positiveMs.default(4000),
+  /** Forward the client's Host instead of the backend's own (virtual-hosted model servers). */
+  preserveHost: z.boolean().default(false)
+})
+
+/**
+ * `primary`: a backend name, or (the form before named backends) a backend object. Parsed by
+ * its form rather than as a union, so that an error names the key inside the object
+ * (`primary.timeoutMs`), not only "no union member matched".
+ */
+const primaryRef = z.unknown().transform((value, ctx): string | z.output<typeof backend> => {
+  if (value === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'is required' })
+    return z.NEVER
+  }
+  const r = typeof value === 'string' ? backendName.safeParse(value) : backend.safeParse(value)
+  if (r.success) return r.data
+  for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: issue.path } as Parameters<typeof ctx.addIssue>[0])
+  return z.NEVER
+})
+
 const sampleBy = z.string().regex(/^(random|(header|cookie|query):[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/,
   'must be random, header:<name>, cookie:<name> or query:<name>')
 
 const shadow = z.strictObject({
-  name: z.string().regex(/^[a-z0-9_-]{1,32}$/, 'must match [a-z0-9_-]{1,32}')
-    .refine((n) => n !== 'primary', 'must not be "primary" (the primary\'s upstream label)'),
-  url: upstreamUrl,
+  name: z.string().regex(/^[a-z0-9_-]{1,32}$/, 'must match [a-z0-9_-]{1,32}'),
+  /** Either `url` (a pool of the shadow's own, sized by maxConcurrency) or `backend` (a named backend's pool). */
+  url: upstreamUrl.optional(),
+  backend: backendName.optional(),
   enabled: z.boolean().default(true),
   sampleRate: z.number().min(0, 'must be within 0..1').max(1, 'must be within 0..1').default(1),
   sampleBy: sampleBy.default('random'),
@@ -177,14 +209,10 @@ export const configSchema = z.strictObject({
     port: port.default(9901),
     token: z.string().min(8, 'must be at least 8 characters').nullable().default(null)
   }).prefault({}),
-  primary: z.strictObject({
-    url: upstreamUrl,
-    timeoutMs: positiveMs.default(30_000),
-    connectTimeoutMs: positiveMs.default(5000),
-    connections: z.number().int().min(1, 'must be >= 1').default(128),
-    keepAliveTimeoutMs: positiveMs.default(4000),
-    preserveHost: z.boolean().default(false)
-  }),
+  /** Named model servers (issue #14). The legacy `primary: {url, …}` form adds one named `primary`. */
+  backends: z.record(backendName, backend).default({}),
+  /** The backend that answers clients: a name from `backends`, or (legacy) a backend of its own. */
+  primary: primaryRef,
   proxy: z.strictObject({
     /** The pseudonym in `Via` (RFC 9110 §7.6.3). */
     via: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an RFC 9110 token').default('penumbra'),
@@ -213,21 +241,70 @@ export const configSchema = z.strictObject({
   shutdown: z.strictObject({ timeoutMs: positiveMs.default(10_000) }).prefault({}),
   workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1)
 }).superRefine((cfg, ctx) => {
-  const p = URL.canParse(cfg.primary?.url) ? new URL(cfg.primary.url) : null
-  const self = p !== null && cfg.listen.port !== 0 && Number(p.port || (p.protocol === 'https:' ? 443 : 80)) === cfg.listen.port &&
-    (p.hostname === cfg.listen.host || (['127.0.0.1', 'localhost', '[::1]'].includes(p.hostname) && ['127.0.0.1', 'localhost', '0.0.0.0', '::'].includes(cfg.listen.host)))
-  if (self) ctx.addIssue({ code: 'custom', path: ['primary', 'url'], message: 'points at penumbra itself (listen.host:listen.port): a request loop' })
+  const legacy = typeof cfg.primary === 'object'
+  if (legacy && 'primary' in cfg.backends) {
+    ctx.addIssue({ code: 'custom', path: ['backends', 'primary'], message: 'is also defined by the object form of `primary`: name the backend in `primary` instead (primary: primary)' })
+  }
+  const backends: Record<string, { url: string }> = legacy ? { ...cfg.backends, primary: cfg.primary as { url: string } } : cfg.backends
+  if (!legacy && !((cfg.primary as string) in backends)) {
+    ctx.addIssue({ code: 'custom', path: ['primary'], message: `names no backend ("${String(cfg.primary)}"; defined: ${Object.keys(backends).join(', ') || 'none'})` })
+  }
+  for (const [name, b] of Object.entries(backends)) {
+    if (pointsAtSelf(b.url, cfg.listen)) {
+      ctx.addIssue({ code: 'custom', path: legacy && name === 'primary' ? ['primary', 'url'] : ['backends', name, 'url'], message: 'points at penumbra itself (listen.host:listen.port): a request loop' })
+    }
+  }
+  cfg.shadows.forEach((s, i) => {
+    if ((s.url === undefined) === (s.backend === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['shadows', i], message: 'needs exactly one of `url` and `backend`' })
+    } else if (s.backend !== undefined && !(s.backend in backends)) {
+      ctx.addIssue({ code: 'custom', path: ['shadows', i, 'backend'], message: `names no backend ("${s.backend}"; defined: ${Object.keys(backends).join(', ') || 'none'})` })
+    }
+    // The upstream label of a shadow's calls is its name: a name that is another backend's would
+    // put two different servers' latency in one series.
+    if (s.name in backends && s.backend !== s.name) {
+      ctx.addIssue({ code: 'custom', path: ['shadows', i, 'name'], message: `is the name of backend "${s.name}": name the shadow after its own backend, or differently` })
+    }
+  })
   if (cfg.listen.requestTimeoutMs > 0 && cfg.listen.headersTimeoutMs > cfg.listen.requestTimeoutMs) {
     ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
   }
   if (cfg.admin.enabled && cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.host === cfg.listen.host) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port' })
   }
+}).transform((cfg) => {
+  // One shape for the rest of penumbra: every backend is in `backends`, `primary` is a name.
+  if (typeof cfg.primary === 'string') return { ...cfg, primary: cfg.primary }
+  return { ...cfg, backends: { ...cfg.backends, primary: cfg.primary }, primary: 'primary' }
 })
+
+function pointsAtSelf (url: string, listen: { host: string, port: number }): boolean {
+  if (!URL.canParse(url) || listen.port === 0) return false
+  const p = new URL(url)
+  return Number(p.port || (p.protocol === 'https:' ? 443 : 80)) === listen.port &&
+    (p.hostname === listen.host || (['127.0.0.1', 'localhost', '[::1]'].includes(p.hostname) && ['127.0.0.1', 'localhost', '0.0.0.0', '::'].includes(listen.host)))
+}
+
+/**
+ * Problems worth a warning that do not stop penumbra: two backend names for one origin (their
+ * metrics then split one server's traffic in two).
+ */
+export function configWarnings (cfg: Config): string[] {
+  const out: string[] = []
+  const byOrigin = new Map<string, string>()
+  for (const [name, b] of Object.entries(cfg.backends)) {
+    const origin = new URL(b.url).origin
+    const other = byOrigin.get(origin)
+    if (other !== undefined) out.push(`backends.${name}: same origin as backends.${other} (${origin}): one server under two names`)
+    else byOrigin.set(origin, name)
+  }
+  return out
+}
 
 /** The validated, defaulted configuration. Immutable once loaded. */
 export type Config = z.output<typeof configSchema>
 export type ShadowConfig = Config['shadows'][number]
+export type BackendConfig = Config['backends'][string]
 export type CompareConfig = z.output<typeof compareSchema>
 export type CompareOverride = NonNullable<ShadowConfig['compare']>
 export type CompareFormat = (typeof compareFormats)[number]

@@ -28,6 +28,14 @@ export function configReloadsCounter (registers: Registry[]): Counter<'result'> 
   return new Counter({ name: 'penumbra_config_reloads_total', help: 'Config reloads (SIGHUP) by result (ok, invalid).', labelNames: ['result'], aggregator: 'omit', registers })
 }
 
+/**
+ * `penumbra_primary_switches_total`. Like the reloads, counted where the switch is decided: in
+ * `--workers` mode by the primary process (the workers' copies are omitted from the aggregate).
+ */
+export function primarySwitchesCounter (registers: Registry[]): Counter<'from' | 'to'> {
+  return new Counter({ name: 'penumbra_primary_switches_total', help: 'Switches of the active primary backend (PUT /primary, rollback, a reload that removed it), by from and to.', labelNames: ['from', 'to'], aggregator: 'omit', registers })
+}
+
 /** All penumbra metrics, bound to one registry (one per process; tests make their own). */
 export class Metrics {
   readonly registry: Registry
@@ -36,6 +44,9 @@ export class Metrics {
   readonly upstreamDuration: Histogram<'upstream'>
   readonly upstreamErrors: Counter<'upstream' | 'reason'>
   readonly inflight: Gauge
+  readonly backendRequests: Counter<'backend' | 'code'>
+  readonly primarySwitches: Counter<'from' | 'to'>
+  readonly primaryBackend: Gauge<'backend'>
   readonly shadowRequests: Counter<'shadow' | 'outcome'>
   readonly shadowSkipped: Counter<'shadow' | 'reason'>
   readonly shadowInflight: Gauge<'shadow'>
@@ -63,9 +74,13 @@ export class Metrics {
 
     this.requests = new Counter({ name: 'penumbra_requests_total', help: 'Client requests answered, by method and status code.', labelNames: ['method', 'code'], registers: r })
     this.requestDuration = new Histogram({ name: 'penumbra_request_duration_seconds', help: 'Client-facing request duration, from the request head to the last response byte.', buckets: LATENCY_BUCKETS, registers: r })
-    this.upstreamDuration = new Histogram({ name: 'penumbra_upstream_duration_seconds', help: 'Upstream duration from dispatch to the last response byte; upstream is "primary" or a shadow name.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: r })
+    this.upstreamDuration = new Histogram({ name: 'penumbra_upstream_duration_seconds', help: 'Upstream duration from dispatch to the last response byte; upstream is the backend that answered the client, or a shadow name.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: r })
     this.upstreamErrors = new Counter({ name: 'penumbra_upstream_errors_total', help: 'Upstream failures by upstream and reason (refused, reset, timeout, dns, bad_response, bad_request, aborted, other).', labelNames: ['upstream', 'reason'], registers: r })
     this.inflight = new Gauge({ name: 'penumbra_inflight_requests', help: 'Client requests in flight.', registers: r })
+    this.backendRequests = new Counter({ name: 'penumbra_backend_requests_total', help: 'Client requests answered through each backend, by status code (499: the client went away first).', labelNames: ['backend', 'code'], registers: r })
+    this.primarySwitches = primarySwitchesCounter(r)
+    // max, not sum: in --workers mode every worker reports 1 for the backend it routes to.
+    this.primaryBackend = new Gauge({ name: 'penumbra_primary_backend', help: '1 for the backend that answers clients (the active primary), 0 for the others.', labelNames: ['backend'], aggregator: 'max', registers: r })
 
     this.shadowRequests = new Counter({ name: 'penumbra_shadow_requests_total', help: 'Requests mirrored to a shadow, by outcome (ok, error, timeout).', labelNames: ['shadow', 'outcome'], registers: r })
     this.shadowSkipped = new Counter({ name: 'penumbra_shadow_skipped_total', help: 'Requests a shadow wanted but did not get, or whose response was cut off, by reason.', labelNames: ['shadow', 'reason'], registers: r })
@@ -83,6 +98,12 @@ export class Metrics {
     this.configReloads = configReloadsCounter(r)
     this.buildInfo = new Gauge({ name: 'penumbra_build_info', help: 'Constant 1, labelled with the penumbra and Node.js versions.', labelNames: ['version', 'node'], aggregator: 'first', registers: r })
     this.buildInfo.set({ version: opts.version, node: process.version }, 1)
+  }
+
+  /** The active primary: its gauge series 1, every other backend's 0 (stale names are removed). */
+  setPrimaryBackend (active: string, backends: string[]): void {
+    this.primaryBackend.reset()
+    for (const b of backends) this.primaryBackend.set({ backend: b }, b === active ? 1 : 0)
   }
 
   /** Creates the series of a shadow up front, so rates are 0 rather than absent before traffic. */

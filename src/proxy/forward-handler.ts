@@ -1,24 +1,11 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { PrimaryTap } from '../capture/primary-tap.js'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import { clientResponseHeaders, type RequestHeaderOptions } from './headers.js'
-import { classifyUpstreamError, upstreamFailure, type UpstreamErrorReason } from './upstream-error.js'
+import { classifyUpstreamError, upstreamFailure, type UpstreamErrorReason } from '../upstream/upstream-error.js'
 import { sendError } from './send-error.js'
-
-/**
- * Sees the primary response as it streams by, for requests that were mirrored (the shadow
- * module's join record implements it). Every call is synchronous and must not throw.
- */
-export interface PrimaryTap {
-  onPrimaryStart (status: number, headers: IncomingHttpHeaders): void
-  onPrimaryData (chunk: Buffer): void
-  onPrimaryEnd (durationMs: number): void
-  onPrimaryError (reason: UpstreamErrorReason): void
-  /** A buffered request body is complete (see `bufferBody`). */
-  onRequestBody (body: Buffer | null): void
-  /** The request body never arrived completely (the client went away first). */
-  onRequestAborted (): void
-}
+import type { Backend } from '../upstream/backend.js'
 
 /** Told once per exchange, when the client response is finished or abandoned. */
 export interface ExchangeSink {
@@ -53,6 +40,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   upstreamStart = 0
   upstreamMs = -1
   tap: PrimaryTap | null = null
+  /** The backend the router picked (null when the request was refused before routing). */
+  backend: Backend | null = null
   /** The header list sent upstream (built once, shared with the shadows). */
   headers: string[] = []
   /**
@@ -196,7 +185,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const res = this.res
     if (res.destroyed) { this.#finish(); return }
     // After the head went out the status cannot change: sendError destroys the connection then.
-    const failure = upstreamFailure(reason, 'primary', err)
+    const failure = upstreamFailure(reason, this.backend?.label ?? 'primary', err)
     if (!res.headersSent) this.status = failure.statusCode
     sendError(res, failure, this.requestId, this.#opts.requestIdHeader)
   }

@@ -6,6 +6,10 @@ import type { AdminBackend } from '../admin/admin-server.js'
 import type { Penumbra } from '../index.js'
 import { ShadowReport, type ShadowReportData, type ShadowView } from '../shadow/shadow-report.js'
 import { ErrorCodes, PenumbraError, type ErrorCode } from '../errors.js'
+import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../runtime/primary-selection.js'
+import { OriginProbe } from '../upstream/probe.js'
+import { primarySwitchesCounter } from '../metrics/metrics.js'
+import type { Counter } from 'prom-client'
 
 // `--workers N` (issue #2): the primary process forks N workers that share the proxy port
 // (node:cluster), and serves the admin port itself. /metrics is prom-client's
@@ -46,6 +50,8 @@ function workerOp (app: Penumbra, op: string, args: unknown): unknown {
       stored: app.compare.store.size
     }
     case 'reload': return app.reload(args as Config)
+    case 'backends': return app.describeBackends(false)
+    case 'applyPrimary': return app.applyPrimary(args as PrimaryStatus)
   }
   throw new PenumbraError('PENUMBRA_NOT_FOUND', `unknown admin op ${op}`)
 }
@@ -71,11 +77,19 @@ export class ClusterBackend implements AdminBackend {
   readonly statusPage?: () => string
   /** This (primary) process's own metrics, appended to the workers' aggregate. */
   readonly #own: Registry | null
+  /** The authoritative blue/green choice: workers are told, and new workers start with it. */
+  readonly #selection: PrimarySelection
+  readonly #switches: Counter<'from' | 'to'> | null
+  readonly #probe = new OriginProbe()
+  readonly #log: { info (o: object, m: string): void } | null
 
-  constructor (config: Config, ready: () => Promise<{ ready: boolean, reason?: string }>, opts: { statusPage?: () => string, own?: Registry } = {}) {
+  constructor (config: Config, ready: () => Promise<{ ready: boolean, reason?: string }>, opts: { statusPage?: () => string, own?: Registry, log?: { info (o: object, m: string): void } } = {}) {
     this.#config = config
     this.#ready = ready
     this.#own = opts.own ?? null
+    this.#switches = this.#own === null ? null : primarySwitchesCounter([this.#own])
+    this.#log = opts.log ?? null
+    this.#selection = new PrimarySelection(config.primary)
     if (opts.statusPage !== undefined) this.statusPage = opts.statusPage
     cluster.on('message', (_worker, msg: AdminResponse) => {
       if (msg?.type !== 'penumbra:admin:res') return
@@ -84,8 +98,67 @@ export class ClusterBackend implements AdminBackend {
     })
   }
 
-  setConfig (config: Config): void {
+  /** A reloaded config; returns the note of PrimarySelection.reload (the workers apply the same rule). */
+  setConfig (config: Config): string | null {
     this.#config = config
+    const before = this.#selection.status.backend
+    const note = this.#selection.reload(config.primary, (n) => n in config.backends)
+    const after = this.#selection.status.backend
+    if (after !== before) this.#switches?.inc({ from: before, to: after })
+    return note
+  }
+
+  /** The active primary, for a worker that is (re)started. */
+  get primaryStatus (): PrimaryStatus {
+    return this.#selection.status
+  }
+
+  async primary (): Promise<unknown> {
+    return this.#selection.status
+  }
+
+  /** The primary's probe (reachability), merged with the workers' in-flight counts. */
+  async backends (): Promise<unknown> {
+    const lists = await this.#values('backends') as Array<Array<Record<string, any>>>
+    const first = lists[0] ?? []
+    return Promise.all(first.map(async (b, i) => ({
+      ...b,
+      inflight: lists.reduce((a, l) => a + (l[i]?.inflight ?? 0), 0),
+      reachable: await this.#probe.check(b.url, `backend "${String(b.name)}"`)
+    })))
+  }
+
+  async switchPrimary (req: { backend: string, requireReady?: boolean }, who: string): Promise<unknown> {
+    const cfg = this.#config.backends[req.backend]
+    if (cfg === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no backend named "${req.backend}"`)
+    if (req.requireReady === true) {
+      const r = await this.#probe.check(cfg.url, `backend "${req.backend}"`, true)
+      if (!r.ready) throw new PenumbraError('PENUMBRA_BACKEND_NOT_READY', `not switched: ${r.reason ?? 'unreachable'}`)
+    }
+    return this.#broadcast(this.#selection.switchTo(req.backend, (n) => n in this.#config.backends), who)
+  }
+
+  async rollbackPrimary (who: string): Promise<unknown> {
+    return this.#broadcast(this.#selection.rollback((n) => n in this.#config.backends), who)
+  }
+
+  /**
+   * Tells every worker the new status (also when nothing changed here: a repeated PUT reaches the
+   * workers a failed one missed). 200 only when every live worker applied it.
+   */
+  async #broadcast (sw: PrimarySwitch, who: string): Promise<PrimarySwitch> {
+    if (sw.switched) {
+      this.#switches?.inc({ from: sw.from, to: sw.to })
+      this.#log?.info({ from: sw.from, to: sw.to, who }, 'primary switched')
+    }
+    const answers = await this.ask('applyPrimary', sw.status)
+    if (answers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting); new workers start with the new primary')
+    const failed = answers.filter((a) => !a.ok)
+    if (failed.length > 0) {
+      const why = [...new Set(failed.map((a) => a.error?.message ?? 'failed'))].join('; ')
+      throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', `switched in ${answers.length - failed.length} of ${answers.length} workers (${why}): repeat the PUT (it is idempotent)`)
+    }
+    return sw
   }
 
   /** Sends one op to every worker; resolves with the answers of those that answered in 5 s. */

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
-import type { Dispatcher, Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import httpProxy from 'http-proxy'
 import type { Config } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
@@ -9,7 +9,9 @@ import { methodLabel } from '../metrics/metrics.js'
 import type { Logger } from '../log/logger.js'
 import { ForwardHandler, type ExchangeSink } from '../proxy/forward-handler.js'
 import { hasRequestBody, requestIdFor, upstreamRequestHeaders, type RequestHeaderOptions } from '../proxy/headers.js'
-import { createUpstreamPool } from '../proxy/upstream.js'
+import type { Backend } from '../upstream/backend.js'
+import type { RuntimeState } from '../runtime/runtime-state.js'
+import { Router } from '../routing/router.js'
 import { sendError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
 import type { ShadowSet } from '../shadow/shadow-set.js'
@@ -23,16 +25,19 @@ const CLIENT_ERROR_RESPONSES: Record<string, string> = {
   ERR_HTTP_HEADERS_TIMEOUT: '408 Request Timeout'
 }
 
+/** Header options for backends without and with `preserveHost` (index 0 and 1): no object per request. */
+type HeaderOpts = [RequestHeaderOptions & { loopDetection: boolean }, RequestHeaderOptions & { loopDetection: boolean }]
+
 /**
- * The inbound server: every request is answered by the primary through one undici Pool; a
+ * The inbound server: each request reads the runtime snapshot once, the router picks the backend
+ * that answers it (the active primary), and the backend's undici dispatcher carries it; a
  * sampled share is also planned for the shadows. Nothing on this path waits for a shadow.
  */
 export class ProxyServer implements ExchangeSink {
   readonly server: Server
-  #pool: Pool
-  #primaryUrl: string
-  #timeoutMs: number
-  #headerOpts: RequestHeaderOptions & { loopDetection: boolean }
+  readonly #runtime: RuntimeState
+  readonly #router = new Router()
+  #headerOpts: HeaderOpts
   #accessLog: boolean
   readonly #metrics: Metrics
   readonly #log: Logger
@@ -44,20 +49,18 @@ export class ProxyServer implements ExchangeSink {
   readonly #upgraded = new Set<Duplex>()
   #idle: Array<() => void> = []
 
-  constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet) {
+  constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet, runtime: RuntimeState) {
     this.#metrics = metrics
     this.#log = log
     this.#shadows = shadows
-    this.#pool = primaryPool(config)
-    this.#primaryUrl = config.primary.url
-    this.#timeoutMs = config.primary.timeoutMs
+    this.#runtime = runtime
     this.#headerOpts = headerOptions(config)
     this.#accessLog = config.log.access
     // WebSocket/Upgrade passthrough only (the HTTP path is undici's). http-proxy re-throws
     // 'error' when nobody listens, so a listener is mandatory.
-    this.#ws = httpProxy.createProxyServer({ ws: true, xfwd: true, changeOrigin: !config.primary.preserveHost })
-    this.#ws.on('error', (err, _req, target) => {
-      this.#metrics.upstreamErrors.inc({ upstream: 'primary', reason: 'other' })
+    this.#ws = httpProxy.createProxyServer({ ws: true, xfwd: true })
+    this.#ws.on('error', (err, req, target) => {
+      this.#metrics.upstreamErrors.inc({ upstream: (req as IncomingMessage & { penumbraBackend?: string }).penumbraBackend ?? 'primary', reason: 'other' })
       this.#log.warn({ err: err.message }, 'websocket proxy error')
       if (target !== undefined && 'destroy' in target) (target as Duplex).destroy()
     })
@@ -75,21 +78,10 @@ export class ProxyServer implements ExchangeSink {
     this.server.on('clientError', this.#onClientError)
   }
 
-  /** Applies the reloadable parts of a new config (SIGHUP): primary upstream, headers, access log. */
+  /** Applies the reloadable parts of a new config (SIGHUP): headers, access log. Backends are the BackendSet's. */
   reload (config: Config): void {
-    if (config.primary.url !== this.#primaryUrl) {
-      const old = this.#pool
-      this.#pool = primaryPool(config)
-      this.#primaryUrl = config.primary.url
-      void old.close().catch(() => {})
-    }
-    this.#timeoutMs = config.primary.timeoutMs
     this.#headerOpts = headerOptions(config)
     this.#accessLog = config.log.access
-  }
-
-  get primaryUrl (): string {
-    return this.#primaryUrl
   }
 
   get inflight (): number {
@@ -98,7 +90,7 @@ export class ProxyServer implements ExchangeSink {
 
   #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const start = performance.now()
-    const opts = this.#headerOpts
+    const opts = this.#headerOpts[0]
     const requestId = requestIdFor(req.headers[opts.requestIdHeader])
     this.#inflight++
     this.#metrics.inflight.inc()
@@ -117,13 +109,17 @@ export class ProxyServer implements ExchangeSink {
       h.status = 508
       return
     }
-    h.headers = upstreamRequestHeaders(req, requestId, opts)
+    // The one read of the runtime state for this request: a switch after this line does not move it.
+    const backend = this.#router.pick(req, this.#runtime.snapshot)
+    h.backend = backend
+    backend.inflight++
+    h.headers = upstreamRequestHeaders(req, requestId, backend.cfg.preserveHost ? this.#headerOpts[1] : opts)
     const hasBody = hasRequestBody(req)
     const small = hasBody && req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length']) <= BUFFER_BODY_LIMIT
     const method = req.method ?? 'GET'
     let body: NodeJS.ReadableStream | null = hasBody && !small ? req : null
     if (this.#shadows.runtimes.length > 0 && method !== 'HEAD') {
-      const planned = this.#shadows.plan(req, requestId, h.headers, hasBody, small)
+      const planned = this.#shadows.plan(req, requestId, h.headers, hasBody, small, backend)
       if (planned !== null) {
         h.tap = planned.job
         if (planned.body !== null) body = planned.body
@@ -148,15 +144,17 @@ export class ProxyServer implements ExchangeSink {
     // Without a body or with a buffered one, the handler keeps primary.timeoutMs itself (see
     // ForwardHandler.deadlineMs); a streamed body keeps undici's timers, which follow the upload.
     const streamed = body !== null && !Buffer.isBuffer(body)
-    if (!streamed) h.deadlineMs = this.#timeoutMs
+    const backend = h.backend!
+    const timeoutMs = backend.cfg.timeoutMs
+    if (!streamed) h.deadlineMs = timeoutMs
     try {
-      this.#pool.dispatch({
+      backend.dispatcher.dispatch({
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         path: req.url ?? '/',
         headers: h.headers,
         body: body as Dispatcher.DispatchOptions['body'],
-        headersTimeout: streamed ? this.#timeoutMs : 0,
-        bodyTimeout: streamed ? this.#timeoutMs : 0,
+        headersTimeout: streamed ? timeoutMs : 0,
+        bodyTimeout: streamed ? timeoutMs : 0,
         // RFC 9112 §9.3.1: a proxy MUST NOT retry non-idempotent requests on its own.
         idempotent: false
       }, h)
@@ -174,9 +172,14 @@ export class ProxyServer implements ExchangeSink {
     const status = h.errorReason === 'aborted' && !h.res.headersSent ? 499 : (h.status === 0 ? 499 : h.status)
     m.requests.inc({ method: methodLabel(h.req.method ?? 'GET'), code: String(status) })
     m.requestDuration.observe(seconds)
-    if (h.upstreamMs >= 0 && h.errorReason === null) m.upstreamDuration.observe({ upstream: 'primary' }, h.upstreamMs / 1000)
-    // A client that went away or sent something unforwardable is not the upstream's failure.
-    if (h.errorReason !== null && h.errorReason !== 'aborted' && h.errorReason !== 'bad_request') m.upstreamErrors.inc({ upstream: 'primary', reason: h.errorReason })
+    const backend = h.backend
+    if (backend !== null) {
+      backend.inflight--
+      m.backendRequests.inc({ backend: backend.name, code: String(status) })
+      if (h.upstreamMs >= 0 && h.errorReason === null) m.upstreamDuration.observe({ upstream: backend.name }, h.upstreamMs / 1000)
+      // A client that went away or sent something unforwardable is not the upstream's failure.
+      if (h.errorReason !== null && h.errorReason !== 'aborted' && h.errorReason !== 'bad_request') m.upstreamErrors.inc({ upstream: backend.name, reason: h.errorReason })
+    }
     if (this.#accessLog) {
       this.#log.info({
         method: h.req.method,
@@ -184,7 +187,7 @@ export class ProxyServer implements ExchangeSink {
         status,
         durationMs: Math.round(seconds * 1e6) / 1e3,
         requestId: h.requestId,
-        upstream: 'primary',
+        upstream: backend?.name ?? null,
         ...(h.errorReason !== null ? { error: h.errorReason } : undefined)
       }, 'access')
     }
@@ -200,7 +203,9 @@ export class ProxyServer implements ExchangeSink {
     if (this.#draining) { socket.destroy(); return }
     this.#upgraded.add(socket)
     socket.once('close', () => this.#upgraded.delete(socket))
-    this.#ws.ws(req, socket, head, { target: this.#primaryUrl })
+    const backend = this.#router.pick(req, this.#runtime.snapshot)
+    ;(req as IncomingMessage & { penumbraBackend?: string }).penumbraBackend = backend.name
+    this.#ws.ws(req, socket, head, { target: backend.url, changeOrigin: !backend.cfg.preserveHost })
   }
 
   #onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
@@ -222,7 +227,7 @@ export class ProxyServer implements ExchangeSink {
 
   /**
    * Stops accepting, lets in-flight requests finish until `deadline` (ms since epoch), then
-   * closes what is left, and the pool.
+   * closes what is left. The backends' pools are closed by their owner (BackendSet), after the shadows.
    */
   async close (deadline: number): Promise<void> {
     this.#draining = true
@@ -239,13 +244,7 @@ export class ProxyServer implements ExchangeSink {
     for (const s of this.#upgraded) s.destroy()
     await closed
     this.#ws.close()
-    await this.#pool.close().catch(() => {})
   }
-}
-
-function primaryPool (config: Config): Pool {
-  const p = config.primary
-  return createUpstreamPool({ url: p.url, connections: p.connections, connectTimeoutMs: p.connectTimeoutMs, keepAliveTimeoutMs: p.keepAliveTimeoutMs })
 }
 
 function pathOnly (url: string | undefined): string {
@@ -264,14 +263,14 @@ function viaNames (via: string | string[] | undefined, pseudonym: string): boole
   return false
 }
 
-function headerOptions (config: Config): RequestHeaderOptions & { loopDetection: boolean } {
-  return {
+function headerOptions (config: Config): HeaderOpts {
+  const base = {
     loopDetection: config.proxy.loopDetection,
     via: config.proxy.via,
     xForwarded: config.proxy.xForwarded,
-    requestIdHeader: config.proxy.requestIdHeader,
-    preserveHost: config.primary.preserveHost
+    requestIdHeader: config.proxy.requestIdHeader
   }
+  return [{ ...base, preserveHost: false }, { ...base, preserveHost: true }]
 }
 
 /** Listens, turning EADDRINUSE into an error that names the port and its config key. */

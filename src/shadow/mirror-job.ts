@@ -1,13 +1,16 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Dispatcher } from 'undici'
-import type { PrimaryTap } from '../proxy/forward-handler.js'
-import type { UpstreamErrorReason } from '../proxy/upstream-error.js'
+import type { PrimaryTap } from '../capture/primary-tap.js'
+import type { Backend } from '../upstream/backend.js'
+import type { UpstreamErrorReason } from '../upstream/upstream-error.js'
 import type { CapturedResponse } from '../compare/types.js'
 import type { ShadowRuntime } from './shadow-runtime.js'
 import { ShadowCall, type ShadowCallOwner, type ShadowResult } from './shadow-call.js'
 
 /** Where a finished job goes: the comparison stage (off the client path) and bookkeeping. */
 export interface MirrorJobSink {
+  /** One target's call ended (its result is final). */
+  shadowDone (rt: ShadowRuntime, result: ShadowResult): void
   jobDone (job: MirrorJob): void
   callStarted (call: ShadowCall): void
   callEnded (call: ShadowCall): void
@@ -35,6 +38,8 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
   readonly results: Array<ShadowResult | undefined>
   /** True when the last target is a primary-vs-primary noise replay. */
   readonly noise: boolean
+  /** The backend that answered the client: the noise replay goes to it again. */
+  readonly backend: Backend
   requestBody: Buffer | null = null
   /** Bytes held while queued for comparison (set by the comparison stage). */
   bytes = 0
@@ -61,6 +66,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     upstreamHeaders: string[]
     targets: ShadowRuntime[]
     noise: boolean
+    backend: Backend
     captureLimit: number
     sink: MirrorJobSink
   }) {
@@ -71,6 +77,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     this.#upstreamHeaders = init.upstreamHeaders
     this.targets = init.targets
     this.noise = init.noise
+    this.backend = init.backend
     this.#captureLimit = init.captureLimit
     this.#sink = init.sink
     this.results = new Array(init.targets.length).fill(undefined)
@@ -128,7 +135,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     const call = new ShadowCall(this, i, rt.cfg.maxResponseBytes, rt.cfg.timeoutMs)
     this.#calls[i] = call
     this.#sink.callStarted(call)
-    call.dispatch(rt.pool, {
+    call.dispatch(rt.internal ? this.backend.dispatcher : rt.pool, {
       method: this.method as Dispatcher.HttpMethod,
       path: rt.rewrite.path(this.url),
       headers,
@@ -151,6 +158,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
 
   shadowResult (index: number, result: ShadowResult): void {
     this.results[index] = result
+    this.#sink.shadowDone(this.targets[index]!, result)
     this.#step()
   }
 

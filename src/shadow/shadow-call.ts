@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import type { Dispatcher, Pool } from 'undici'
-import { classifyUpstreamError } from '../proxy/upstream-error.js'
+import type { Dispatcher } from 'undici'
+import { classifyUpstreamError } from '../upstream/upstream-error.js'
 import type { CapturedResponse } from '../compare/types.js'
 import type { LiveLinks } from './live-list.js'
 
@@ -61,7 +61,7 @@ export class ShadowCall implements Dispatcher.DispatchHandler, LiveLinks<ShadowC
   }
 
   /** Sends the request; a synchronous dispatch failure is reported as an error outcome. */
-  dispatch (pool: Pool, opts: Dispatcher.DispatchOptions): void {
+  dispatch (pool: Dispatcher, opts: Dispatcher.DispatchOptions): void {
     try {
       pool.dispatch(opts, this)
     } catch (err) {

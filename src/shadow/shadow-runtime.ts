@@ -1,7 +1,7 @@
-import type { Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { CompareConfig, ShadowConfig } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
-import { createUpstreamPool } from '../proxy/upstream.js'
+import { createUpstreamPool } from '../upstream/pool.js'
 import { compilePathGlob, parseSampleBy, type SampleBy } from './sampler.js'
 import { RequestRewrite } from './rewrite.js'
 import { redactShadowSecrets } from '../config/load.js'
@@ -42,7 +42,12 @@ export class ShadowRuntime {
   readonly name: string
   readonly cfg: ShadowConfig
   readonly compare: CompareConfig
-  readonly pool: Pool
+  /** The shadow's own pool (`url:`), or the named backend's dispatcher (`backend:`), shared with the client path. */
+  readonly pool: Dispatcher
+  /** True when `pool` is this shadow's own (closed with it); false for a backend's. */
+  readonly ownsPool: boolean
+  /** Where its copies go (the backend's URL for `backend:`). */
+  readonly url: string
   readonly sampleBy: SampleBy
   readonly rewrite: RequestRewrite
   readonly setHeaders: Array<[string, string]>
@@ -62,7 +67,7 @@ export class ShadowRuntime {
   /** The noise replay to the primary: same isolation rules, but no per-shadow metric series. */
   readonly internal: boolean
 
-  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { internal?: boolean, shared?: ShadowShared, pool?: Pool } = {}) {
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { internal?: boolean, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string } = {}) {
     this.internal = opts.internal === true
     this.name = cfg.name
     this.cfg = cfg
@@ -86,18 +91,20 @@ export class ShadowRuntime {
     this.removeHeaders = new Set(cfg.headers.remove)
     this.#methods = new Set(cfg.match.methods)
     this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
+    this.url = opts.url ?? cfg.url!
+    this.ownsPool = opts.pool === undefined || opts.ownsPool === true
     this.pool = opts.pool ?? createUpstreamPool({
-      url: cfg.url,
+      url: this.url,
       connections: cfg.connections ?? cfg.maxConcurrency,
       connectTimeoutMs: cfg.connectTimeoutMs
     })
     if (!this.internal) metrics.initShadow(this.name)
   }
 
-  /** True when `cfg` would build the same pool as this runtime's (so a reload can keep it). */
+  /** True when `cfg` (a shadow with its own `url`) would build the same pool as this runtime's (so a reload can keep it). */
   samePool (cfg: ShadowConfig): boolean {
     const a = this.cfg
-    return a.url === cfg.url && (a.connections ?? a.maxConcurrency) === (cfg.connections ?? cfg.maxConcurrency) && a.connectTimeoutMs === cfg.connectTimeoutMs
+    return this.ownsPool && cfg.url !== undefined && a.url === cfg.url && (a.connections ?? a.maxConcurrency) === (cfg.connections ?? cfg.maxConcurrency) && a.connectTimeoutMs === cfg.connectTimeoutMs
   }
 
   /** Method and path (query excluded) match `match.methods` and `match.paths`. */
@@ -147,7 +154,8 @@ export class ShadowRuntime {
   describe (): Record<string, unknown> {
     return {
       name: this.name,
-      url: this.cfg.url,
+      url: this.url,
+      ...(this.cfg.backend !== undefined ? { backend: this.cfg.backend } : undefined),
       state: { enabled: this.enabled, sampleRate: this.sampleRate, inflight: this.inflight },
       config: this.#redactedCfg,
       counters: this.counters

@@ -8,6 +8,9 @@ import type { ShadowCall } from './shadow-call.js'
 import { BodyTee } from './body-tee.js'
 import { LiveList } from './live-list.js'
 import { sampleKey, stickyUniform } from './sampler.js'
+import type { Backend } from '../upstream/backend.js'
+import type { BackendSet } from '../upstream/backend-set.js'
+import type { ShadowResult } from './shadow-call.js'
 
 /** Receives finished mirror jobs (the comparison stage). */
 export interface JobConsumer {
@@ -35,13 +38,15 @@ export class ShadowSet implements MirrorJobSink {
   #captureLimit = 0
   readonly #metrics: Metrics
   readonly #consumer: JobConsumer
+  readonly #backends: BackendSet
   /** In flight, for graceful shutdown: a linked list, not a Set (see LiveList for why). */
   readonly #calls = new LiveList<ShadowCall>()
   #idle: Array<() => void> = []
 
-  constructor (config: Config, metrics: Metrics, consumer: JobConsumer) {
+  constructor (config: Config, metrics: Metrics, consumer: JobConsumer, backends: BackendSet) {
     this.#metrics = metrics
     this.#consumer = consumer
+    this.#backends = backends
     this.load(config)
   }
 
@@ -49,7 +54,9 @@ export class ShadowSet implements MirrorJobSink {
    * Swaps in the shadows of a (re)loaded config in one assignment. Runtime state set through
    * PATCH is replaced by the file's values; counters and the in-flight count (the concurrency
    * semaphore) carry over for shadows that keep their name, and so does the connection pool when
-   * the new config would build the same one; a replaced pool closes after a grace period.
+   * the new config would build the same one; a replaced pool closes after a grace period. A
+   * shadow that names a backend uses that backend's dispatcher (the BackendSet, loaded first,
+   * owns and retires it).
    */
   load (config: Config): void {
     const old = this.#byName
@@ -58,18 +65,25 @@ export class ShadowSet implements MirrorJobSink {
     const byName = new Map<string, ShadowRuntime>()
     for (const cfg of config.shadows) {
       const prev = old.get(cfg.name)
-      // Keep the pool when it would be the same: requests planned before the reload (their body
-      // still uploading) are then sent as usual instead of failing on a closed pool.
-      const pool = prev !== undefined && prev.samePool(cfg) ? prev.pool : undefined
-      if (pool !== undefined) kept.add(prev!)
-      const rt = new ShadowRuntime(cfg, mergeCompareConfig(config.compare, cfg.compare), this.#metrics, { shared: prev?.shared, pool })
+      const merged = mergeCompareConfig(config.compare, cfg.compare)
+      let rt: ShadowRuntime
+      if (cfg.backend !== undefined) {
+        const b = this.#backends.get(cfg.backend)!
+        rt = new ShadowRuntime(cfg, merged, this.#metrics, { shared: prev?.shared, pool: b.dispatcher, ownsPool: false, url: b.url })
+      } else {
+        // Keep the pool when it would be the same: requests planned before the reload (their body
+        // still uploading) are then sent as usual instead of failing on a closed pool.
+        const pool = prev !== undefined && prev.samePool(cfg) ? prev.pool : undefined
+        if (pool !== undefined) kept.add(prev!)
+        rt = new ShadowRuntime(cfg, merged, this.#metrics, { shared: prev?.shared, pool, ownsPool: true })
+      }
       next.push(rt)
       byName.set(cfg.name, rt)
     }
     const noise = config.compare.noise
     const oldNoise = this.#noise
     this.#noise = noise.enabled && next.length > 0
-      ? new ShadowRuntime(noiseTargetConfig(config), config.compare, this.#metrics, { internal: true })
+      ? new ShadowRuntime(noiseTargetConfig(config), config.compare, this.#metrics, { internal: true, pool: NO_POOL, ownsPool: false, url: config.backends[config.primary]!.url })
       : null
     this.#noiseRate = noise.sampleRate
     this.#salt = config.sampling.salt
@@ -80,8 +94,8 @@ export class ShadowSet implements MirrorJobSink {
     this.#byName = byName
     // A replaced pool is closed once the requests planned before the reload had time to go out
     // (close() itself waits for those in flight).
-    const retired = [...old.values()].filter((rt) => !kept.has(rt))
-    if (oldNoise !== null) retired.push(oldNoise)
+    const retired = [...old.values()].filter((rt) => rt.ownsPool && !kept.has(rt))
+    void oldNoise // replays use the answering backend's dispatcher: nothing of its own to close
     if (retired.length > 0) {
       const grace = Math.max(...retired.map((rt) => rt.cfg.timeoutMs)) + RETIRE_GRACE_MS
       setTimeout(() => { for (const rt of retired) void rt.pool.close().catch(() => {}) }, grace).unref()
@@ -97,7 +111,7 @@ export class ShadowSet implements MirrorJobSink {
    * body to forward to the primary (the client's stream, or a tee that copies it), or null when
    * no shadow wants the request.
    */
-  plan (req: IncomingMessage, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
+  plan (req: IncomingMessage, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean, backend: Backend): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
     const list = this.runtimes
     if (list.length === 0) return null
     const method = req.method ?? 'GET'
@@ -142,6 +156,7 @@ export class ShadowSet implements MirrorJobSink {
       upstreamHeaders,
       targets,
       noise,
+      backend,
       captureLimit: this.#captureLimit,
       sink: this
     })
@@ -159,22 +174,24 @@ export class ShadowSet implements MirrorJobSink {
 
   // -- MirrorJobSink -------------------------------------------------------------------------
 
-  jobDone (job: MirrorJob): void {
+  /**
+   * One target's call ended: counted now, not when the whole mirrored request joins, so that a
+   * stalled shadow does not hold back the counters of a healthy one of the same request.
+   */
+  shadowDone (rt: ShadowRuntime, r: ShadowResult): void {
     const m = this.#metrics
-    for (let i = 0; i < job.targets.length; i++) {
-      const r = job.results[i]
-      if (r === undefined) continue
-      const rt = job.targets[i]!
-      if (rt.internal) {
-        m.noiseRequests.inc({ outcome: r.outcome })
-        continue
-      }
-      rt.counters[r.outcome]++
-      m.shadowRequests.inc({ shadow: rt.name, outcome: r.outcome })
-      if (r.outcome === 'ok') m.upstreamDuration.observe({ upstream: rt.name }, r.durationMs / 1000)
-      else m.upstreamErrors.inc({ upstream: rt.name, reason: r.reason ?? 'other' })
-      if (r.response?.truncated === true) rt.skip('response_too_large')
+    if (rt.internal) {
+      m.noiseRequests.inc({ outcome: r.outcome })
+      return
     }
+    rt.counters[r.outcome]++
+    m.shadowRequests.inc({ shadow: rt.name, outcome: r.outcome })
+    if (r.outcome === 'ok') m.upstreamDuration.observe({ upstream: rt.name }, r.durationMs / 1000)
+    else m.upstreamErrors.inc({ upstream: rt.name, reason: r.reason ?? 'other' })
+    if (r.response?.truncated === true) rt.skip('response_too_large')
+  }
+
+  jobDone (job: MirrorJob): void {
     this.#consumer.consume(job)
   }
 
@@ -212,9 +229,8 @@ export class ShadowSet implements MirrorJobSink {
       }
       for (const call of this.#calls.toArray()) { call.abandon(); abandoned++ }
     }
-    const pools = this.runtimes.map((rt) => rt.pool.destroy().catch(() => {}))
-    if (this.#noise !== null) pools.push(this.#noise.pool.destroy().catch(() => {}))
-    await Promise.all(pools)
+    // Only the shadows' own pools: the backends' dispatchers are the BackendSet's to close.
+    await Promise.all(this.runtimes.filter((rt) => rt.ownsPool).map((rt) => rt.pool.destroy().catch(() => {})))
     return abandoned
   }
 }
@@ -224,13 +240,20 @@ function contentLength (req: IncomingMessage): number {
   return cl === undefined ? 0 : Number(cl)
 }
 
-/** The noise replay target: the primary again, under the shadow isolation rules. */
+/**
+ * The noise replay's placeholder pool: a replay is sent to the backend that answered the request
+ * (MirrorJob), never through this.
+ */
+const NO_POOL = { dispatch () { throw new Error('the noise replay goes to the answering backend') } } as unknown as import('undici').Dispatcher
+
+/** The noise replay target: the answering backend again, under the shadow isolation rules. */
 function noiseTargetConfig (config: Config): ShadowConfig {
   const first = config.shadows[0]!
   return {
     ...first,
     name: NOISE_TARGET,
-    url: config.primary.url,
+    url: config.backends[config.primary]!.url,
+    backend: undefined,
     enabled: true,
     sampleRate: 1,
     sampleBy: 'random',
