@@ -152,7 +152,7 @@ export class Penumbra {
   /** Is the primary reachable? (`GET /readyz`) */
   ready (): Promise<Readiness> {
     const b = this.runtime.snapshot.primary
-    return this.#probe.check(b.url, b.name === 'primary' ? 'primary' : `primary backend "${b.name}"`)
+    return this.#probe.check(b.url, b.label)
   }
 
   /** The in-process admin backend (read APIs and the runtime-state mutations). */

@@ -145,6 +145,23 @@ test('headers.set replaces a header the client also sent (no duplicate, no clien
   assert.equal(r.primary.seen[0]!.headers['x-api-key'], 'client-key')
 })
 
+test('client-sent x-penumbra-* headers that penumbra sets are stripped: the primary gets none, the shadow only its own marker (#21)', async (t) => {
+  const r = await rig({ shadows: ([u]) => [{ name: 'cand', url: u }] })
+  t.after(() => r.close())
+  await call(r.agent, `${r.proxy}/p`, {
+    body: '{}',
+    headers: { 'content-type': 'application/json', 'X-Penumbra-Shadow': 'forged', 'x-penumbra-experiment': 'ab=treatment', 'x-penumbra-fault': 'f', 'x-penumbra-other': 'kept' }
+  })
+  await waitFor(() => r.shadows[0]!.seen.length === 1, 5000, 'the shadow request')
+  const p = r.primary.seen[0]!.headers
+  const s = r.shadows[0]!.seen[0]!.headers
+  assert.deepEqual([p['x-penumbra-shadow'], p['x-penumbra-experiment'], p['x-penumbra-fault']], [undefined, undefined, undefined])
+  assert.equal(s['x-penumbra-shadow'], 'cand', 'one value, penumbra\'s own')
+  assert.deepEqual([s['x-penumbra-experiment'], s['x-penumbra-fault']], [undefined, undefined])
+  // Headers penumbra does not set pass as any end-to-end header does.
+  assert.equal(p['x-penumbra-other'], 'kept')
+})
+
 test('by default only POST is mirrored; other methods count not_matched', async (t) => {
   const r = await rig({ shadows: ([u]) => [{ name: 'cand', url: u }] })
   t.after(() => r.close())

@@ -13,7 +13,14 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization', 'proxy-authenticate', 'http2-settings'
 ])
 
-const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'expect', 'via'])
+/**
+ * Headers penumbra itself sets on the way up (the shadow marker; the experiment assignment and
+ * the fault tag are reserved for those features): a client's own copy would reach the primary
+ * as if penumbra had set it, and a shadow would receive two values (issue #21).
+ */
+const PENUMBRA_SET = ['x-penumbra-shadow', 'x-penumbra-experiment', 'x-penumbra-fault']
+
+const REQUEST_DROP = new Set([...HOP_BY_HOP, ...PENUMBRA_SET, 'host', 'expect', 'via'])
 /** Replaced by ours when `proxy.xForwarded` is on; passed through untouched when it is off. */
 const X_FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
 
