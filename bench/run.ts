@@ -21,6 +21,7 @@ import {
 } from './lib/report.js'
 import { cpuDelta, snapshotCpu } from './lib/cpu.js'
 import { sampleRss } from './lib/rss.js'
+import { startSwitcher } from './lib/switcher.js'
 import { penumbraConfig, SCENARIO_IDS, SCENARIOS, serverArgs, serversFor, type Scenario, type ServerId } from './lib/scenarios.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url)) // .build/bench
@@ -292,8 +293,19 @@ async function main (): Promise<number> {
         const ours = [process.pid] // its process tree: autocannon in here plus every child we started
         const gc0 = t.adminUrl === null ? Number.NaN : await gcSeconds(t.adminUrl)
         const cpu0 = snapshotCpu(t.proc?.pid ?? null, ours)
+        // Blue/green: the switch loop runs during the measured run only (its own CPU is the bench
+        // process's, so it does not count as the proxy's).
+        const switcher = s.switchEveryMs !== undefined && t.adminUrl !== null ? startSwitcher(t.adminUrl, ['blue', 'green'], s.switchEveryMs) : null
         const res = await runLoad({ ...load, durationS: opts.duration })
         const cpu = cpuDelta(cpu0, snapshotCpu(t.proc?.pid ?? null, ours))
+        if (switcher !== null) {
+          const st = await switcher.stop()
+          const sw = (r.switches ??= { switches: 0, failures: 0, lastError: null })
+          sw.switches += st.switches
+          sw.failures += st.failures
+          sw.lastError = st.lastError ?? sw.lastError
+          res.switches = st.switches
+        }
         if (t.adminUrl !== null && res.total > 0) res.gcUsPerReq = (await gcSeconds(t.adminUrl) - gc0) * 1e6 / res.total
         res.foreignCpuPct = cpu.foreignPct
         if (t.proc !== null && res.total > 0) res.cpuUsPerReq = cpu.targetS * 1e6 / res.total

@@ -29,6 +29,8 @@ export interface LoadResult {
   foreignCpuPct: number
   /** When the run started (ms since epoch): ratios pair each run with the baseline run nearest in time. */
   startedAt: number
+  /** Blue/green scenarios: primary switches completed during the run. Filled in by run.ts. */
+  switches?: number
 }
 
 export interface LoadOptions {

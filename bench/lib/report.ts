@@ -18,6 +18,8 @@ export interface ScenarioResult {
   rss: { sampledPeakBytes: number, hwmBytes: number } | null
   /** Counters scraped from penumbra's admin /metrics after the last round (warm-up included). */
   shadowStats: Record<string, number> | null
+  /** Blue/green scenarios: primary switches done and failed over all measured runs. */
+  switches?: { switches: number, failures: number, lastError: string | null }
 }
 
 export interface Machine {
@@ -182,6 +184,29 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
     const ru = pr('passthrough', 'undici-minimal', p99)
     check('passthrough p99 no worse than http-proxy and undici-minimal', rh.median <= 1 && ru.median <= 1,
       `p99 ratio to http-proxy ${fmtRatio(rh)}, to undici-minimal ${fmtRatio(ru)} (medians ${us(pt!, 'p99Us')} / ${us(hp, 'p99Us')} / ${us(um, 'p99Us')})`)
+  }
+
+  // 1b. the router (issue #14): passthrough pays nothing for routing, and switching costs nothing
+  why = missing('passthrough', 'undici-minimal')
+  const cpuText = 'passthrough through the router: proxy CPU µs/request ≤ 1.05× the minimal undici proxy\'s'
+  if (why !== null) na(cpuText, why)
+  else {
+    const r = pr('passthrough', 'undici-minimal', (x) => x.cpuUsPerReq)
+    const a = m('passthrough')!
+    const b = m('undici-minimal')!
+    check(cpuText, r.median <= 1.05, `${fmtRatio(r)} (medians ${fmtInt(a.cpuUsPerReq)} vs ${fmtInt(b.cpuUsPerReq)} µs/request)`)
+  }
+  why = missing('bluegreen-switching', 'passthrough')
+  const bgText = 'blue/green switch every 100 ms: req/s ≥ 0.95× passthrough, zero errors'
+  if (why !== null) na(bgText, why)
+  else {
+    const s = sc('bluegreen-switching')
+    const r = pr('bluegreen-switching', 'passthrough', rps)
+    const failed = s.rounds.reduce((n, x) => n + x.errors + x.timeouts + x.non2xx, 0)
+    const sw = s.switches ?? { switches: 0, failures: 0, lastError: null }
+    check(bgText, r.median >= 0.95 && failed === 0 && sw.switches > 0 && sw.failures === 0,
+      `${fmtRatio(r)} (medians ${fmtInt(m('bluegreen-switching')!.rps)} vs ${fmtInt(pt!.rps)} req/s)${cpu(m('bluegreen-switching')!, pt!)}; ` +
+      `${fmtInt(failed)} failed requests over ${s.rounds.length} run(s), ${fmtInt(sw.switches)} switches` + (sw.failures > 0 ? `, ${sw.failures} failed switches (last: ${sw.lastError ?? '?'})` : ''))
   }
 
   // 2. 100 ms shadow

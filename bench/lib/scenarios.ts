@@ -7,7 +7,7 @@
  * that tees to one gets its own (a model server shared between scenarios carried connections and
  * state from one scenario's runs into the next's).
  */
-export type ServerId = 'primary' | `fast${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}` | 'slow' | 'hang' | 'bigprimary' | 'bigshadow'
+export type ServerId = 'primary' | 'green' | `fast${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}` | 'slow' | 'hang' | 'bigprimary' | 'bigshadow'
 
 /** Response size of the big-response model servers (an embedding-style output). */
 export const BIG_RESPONSE_KB = 256
@@ -56,6 +56,12 @@ export interface Scenario {
   baselineShadowCap?: number
   /** For the undici-minimal baseline: read the body whole before sending it (`--buffer`). */
   baselineBuffer?: boolean
+  /**
+   * Blue/green (issue #14): penumbra gets two backends, `blue` (the primary model server) and
+   * `green` (a second one), and a background loop switches the primary between them with
+   * `PUT /primary` every this many ms during every run of the scenario.
+   */
+  switchEveryMs?: number
 }
 
 const fast = (name: string, server: ServerId, sampleRate: number, compare: boolean, extra: Partial<ShadowSpec> = {}): ShadowSpec =>
@@ -64,6 +70,7 @@ const fast = (name: string, server: ServerId, sampleRate: number, compare: boole
 export const SCENARIOS: readonly Scenario[] = [
   { id: 'direct', title: 'direct to the model server (no proxy)', body: 'small', target: 'direct', shadows: [], settleMs: 300 },
   { id: 'passthrough', title: 'penumbra, no shadows', body: 'small', target: 'penumbra', shadows: [], settleMs: 300 },
+  { id: 'bluegreen-switching', title: 'penumbra, no shadows, primary switched blue ⇄ green every 100 ms (`PUT /primary`)', body: 'small', target: 'penumbra', shadows: [], switchEveryMs: 100, settleMs: 300, anchor: 'passthrough' },
   { id: 'undici-minimal', title: 'baseline: minimal undici proxy (Pool.stream)', body: 'small', target: 'undici-minimal', shadows: [], settleMs: 300, anchor: 'passthrough' },
   { id: 'undici-minimal-buffered', title: 'baseline: minimal undici proxy reading the body whole first (`--buffer`), as penumbra does for small bodies', body: 'small', target: 'undici-minimal', baselineBuffer: true, shadows: [], settleMs: 300, anchor: 'passthrough' },
   { id: 'undici-minimal-tee', title: 'baseline: minimal undici proxy (buffered) teeing 100% to a fast shadow (no cap, no capture, no comparison)', body: 'small', target: 'undici-minimal', baselineShadow: 'fast8', shadows: [], settleMs: 500, anchor: 'undici-minimal-buffered' },
@@ -130,7 +137,8 @@ export const SCENARIO_IDS: readonly string[] = SCENARIOS.map((s) => s.id)
 /** Fake model servers: artificial delay and behaviour per server id. */
 export function serverArgs (id: ServerId, primaryDelayMs: number): string[] {
   switch (id) {
-    case 'primary': return ['--name', id, '--delay', String(primaryDelayMs)]
+    case 'primary':
+    case 'green': return ['--name', id, '--delay', String(primaryDelayMs)]
     case 'slow': return ['--name', id, '--delay', '100', '--disagree-rate', '0.02']
     case 'hang': return ['--name', id, '--hang']
     case 'bigprimary': return ['--name', id, '--delay', String(primaryDelayMs), '--response-kb', String(BIG_RESPONSE_KB)]
@@ -144,6 +152,7 @@ export function serversFor (s: Scenario): ServerId[] {
   for (const sh of s.shadows) ids.add(sh.server)
   if (s.baselineShadow !== undefined) ids.add(s.baselineShadow)
   if (s.target === 'nginx-mirror') ids.add('slow')
+  if (s.switchEveryMs !== undefined) ids.add('green')
   return [...ids]
 }
 
@@ -159,7 +168,15 @@ export function penumbraConfig (s: Scenario, ports: PenumbraPorts, serverPorts: 
   return {
     listen: { host: '127.0.0.1', port: ports.listen },
     admin: { enabled: true, host: '127.0.0.1', port: ports.admin },
-    primary: { url: url(s.primaryServer ?? 'primary'), timeoutMs: 30_000, connections: 128 },
+    ...(s.switchEveryMs !== undefined
+      ? {
+          backends: {
+            blue: { url: url(s.primaryServer ?? 'primary'), timeoutMs: 30_000, connections: 128 },
+            green: { url: url('green'), timeoutMs: 30_000, connections: 128 }
+          },
+          primary: 'blue'
+        }
+      : { primary: { url: url(s.primaryServer ?? 'primary'), timeoutMs: 30_000, connections: 128 } }),
     shadows: s.shadows.map((sh) => ({
       name: sh.name,
       url: url(sh.server),
