@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import { request, Agent } from 'undici'
 import { validateConfig, ConfigError } from '../src/index.js'
 import { configWarnings } from '../src/config/schema.js'
-import { startPenumbra, startUpstream, urls, type Upstream } from './helpers/servers.js'
+import { startPenumbra, startUpstream, urls, waitFor, type Upstream } from './helpers/servers.js'
+import { metricValue } from './helpers/shadow-util.js'
 import { closedPortUrl } from './helpers/proxy-util.js'
 
 /** An upstream that marks each answer with its own name (the backend's own marker header). */
@@ -237,4 +238,34 @@ test('a shadow that names a backend shares its dispatcher; per-shadow outcomes a
   const backends = await (await request(`${admin}/backends`)).body.json() as Array<{ name: string, roles: string[] }>
   assert.deepEqual(backends.map((b) => [b.name, b.roles]), [['blue', ['primary']], ['cand', ['shadow:cand']]])
   assert.equal(app.shadows.get('cand')!.pool, app.backends.get('cand')!.dispatcher, 'one pool per backend')
+})
+
+test('per-shadow outcomes are counted when that shadow\'s call ends, not when the slowest shadow of the request does', async (t) => {
+  const primary = await marked('blue')
+  const fast = await marked('fast')
+  let release: (() => void) | null = null
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const slow = await startUpstream((_req, res) => {
+    void gate.then(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"from":"slow"}') })
+  })
+  const app = await startPenumbra({
+    primary: { url: primary.url },
+    shadows: [{ name: 'fast', url: fast.url, sampleRate: 1 }, { name: 'slow', url: slow.url, sampleRate: 1, timeoutMs: 30_000 }]
+  })
+  t.after(async () => { release?.(); await app.stop(); await Promise.all([primary.close(), fast.close(), slow.close()]) })
+  const { proxy, admin } = urls(app)
+  const res = await request(`${proxy}/v1/models/m:predict`, { method: 'POST', body: '{"instances":[1]}', headers: { 'content-type': 'application/json' } })
+  assert.equal(res.statusCode, 200)
+  await res.body.text()
+  const metrics = async (): Promise<string> => await (await request(`${admin}/metrics`)).body.text()
+  // The slow shadow has received its copy and holds it: the fast one's counters must be in already.
+  await waitFor(() => slow.seen.length === 1, 5000, 'the slow shadow to receive its copy')
+  await waitFor(async () => metricValue(await metrics(), 'penumbra_shadow_requests_total', { shadow: 'fast', outcome: 'ok' }) === 1, 5000, 'the fast shadow to be counted')
+  let text = await metrics()
+  assert.equal(metricValue(text, 'penumbra_upstream_duration_seconds_count', { upstream: 'fast' }), 1)
+  assert.equal(metricValue(text, 'penumbra_shadow_requests_total', { shadow: 'slow', outcome: 'ok' }), 0, 'the slow shadow is still pending')
+  release!()
+  await waitFor(async () => metricValue(await metrics(), 'penumbra_shadow_requests_total', { shadow: 'slow', outcome: 'ok' }) === 1, 5000, 'the slow shadow to be counted')
+  text = await metrics()
+  assert.equal(metricValue(text, 'penumbra_shadow_requests_total', { shadow: 'fast', outcome: 'ok' }), 1)
 })

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { stickyUniform } from '../shadow/sampler.js'
+import { stickyUniform } from '../index.js'
 
 /** Options of a demo model server (KServe v1 protocol). */
 export interface DemoModelOptions {

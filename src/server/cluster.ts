@@ -3,8 +3,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client'
 import type { Config } from '../config/schema.js'
 import { redactConfig } from '../config/load.js'
 import type { AdminBackend } from '../admin/admin-server.js'
-import type { Penumbra } from '../index.js'
-import { ShadowReport, type ShadowReportData, type ShadowView } from '../shadow/shadow-report.js'
+import { isOperation, mergeReports, runOperation, type OperationName, type ProcessOps, type ProcessReport, type ShadowPatch } from '../admin/operations.js'
 import { ErrorCodes, PenumbraError, type ErrorCode } from '../errors.js'
 import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../runtime/primary-selection.js'
 import { OriginProbe } from '../upstream/probe.js'
@@ -16,44 +15,25 @@ import type { Counter } from 'prom-client'
 // AggregatorRegistry over all workers; the other admin reads are gathered from the workers over
 // IPC and merged; PATCH is applied to every worker.
 
-interface AdminRequest { type: 'penumbra:admin', id: number, op: string, args?: unknown }
+interface AdminRequest { type: 'penumbra:admin', id: number, op: OperationName | string, args?: unknown }
 interface AdminResponse { type: 'penumbra:admin:res', id: number, ok: boolean, value?: unknown, error?: { code: string, message: string } }
 
 /** In a worker: answers the primary's admin requests from this process's state. */
-export function serveWorkerAdmin (app: Penumbra): void {
+export function serveWorkerAdmin (app: ProcessOps): void {
   process.on('message', (msg: AdminRequest) => {
     if (msg?.type !== 'penumbra:admin') return
-    let reply: AdminResponse
-    try {
-      reply = { type: 'penumbra:admin:res', id: msg.id, ok: true, value: workerOp(app, msg.op, msg.args) }
-    } catch (err) {
-      const e = err as PenumbraError
-      reply = { type: 'penumbra:admin:res', id: msg.id, ok: false, error: { code: e.code ?? 'PENUMBRA_INTERNAL', message: e.message } }
-    }
-    process.send?.(reply)
+    void answer(app, msg).then((reply) => { process.send?.(reply) })
   })
 }
 
-function workerOp (app: Penumbra, op: string, args: unknown): unknown {
-  switch (op) {
-    case 'shadows': return app.describeShadows()
-    case 'patch': {
-      const a = args as { name: string, patch: { sampleRate?: number, enabled?: boolean } }
-      return app.patchShadow(a.name, a.patch)
-    }
-    case 'mismatches': return app.compare.store.list(args as { shadow?: string, limit?: number })
-    case 'mismatch': return app.compare.store.get(args as string) ?? null
-    case 'noise': return app.compare.noise.snapshot()
-    case 'report': return {
-      shadows: app.shadows.runtimes.map((rt) => ({ name: rt.name, view: rt.view(), data: app.compare.report(rt.name).data() })),
-      pending: app.compare.pending,
-      stored: app.compare.store.size
-    }
-    case 'reload': return app.reload(args as Config)
-    case 'backends': return app.describeBackends(false)
-    case 'applyPrimary': return app.applyPrimary(args as PrimaryStatus)
+async function answer (app: ProcessOps, msg: AdminRequest): Promise<AdminResponse> {
+  try {
+    if (!isOperation(msg.op)) throw new PenumbraError('PENUMBRA_NOT_FOUND', `unknown admin op ${msg.op}`)
+    return { type: 'penumbra:admin:res', id: msg.id, ok: true, value: await runOperation(app, msg.op, msg.args) }
+  } catch (err) {
+    const e = err as PenumbraError
+    return { type: 'penumbra:admin:res', id: msg.id, ok: false, error: { code: e.code ?? 'PENUMBRA_INTERNAL', message: e.message } }
   }
-  throw new PenumbraError('PENUMBRA_NOT_FOUND', `unknown admin op ${op}`)
 }
 
 /**
@@ -162,7 +142,7 @@ export class ClusterBackend implements AdminBackend {
   }
 
   /** Sends one op to every worker; resolves with the answers of those that answered in 5 s. */
-  async ask (op: string, args?: unknown): Promise<AdminResponse[]> {
+  async ask (op: OperationName, args?: unknown): Promise<AdminResponse[]> {
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected())
     return Promise.all(workers.map((w) => new Promise<AdminResponse>((resolve) => {
       const id = this.#nextId++
@@ -175,7 +155,7 @@ export class ClusterBackend implements AdminBackend {
     })))
   }
 
-  async #values (op: string, args?: unknown): Promise<unknown[]> {
+  async #values (op: OperationName, args?: unknown): Promise<unknown[]> {
     const answers = await this.ask(op, args)
     if (answers.length > 0 && answers.every((a) => !a.ok)) {
       throw clientError(answers) ?? new PenumbraError('PENUMBRA_INTERNAL', answers[0]!.error?.message ?? 'no worker answered')
@@ -217,7 +197,7 @@ export class ClusterBackend implements AdminBackend {
    * Applies a PATCH in every worker. Success means every live worker applied it: a worker that
    * failed or did not answer would go on with the old state while the caller is told otherwise.
    */
-  async patchShadow (name: string, patch: { sampleRate?: number, enabled?: boolean }): Promise<unknown> {
+  async patchShadow (name: string, patch: ShadowPatch): Promise<unknown> {
     const answers = await this.ask('patch', { name, patch })
     if (answers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting): nothing was changed')
     const failed = answers.filter((a) => !a.ok)
@@ -245,32 +225,7 @@ export class ClusterBackend implements AdminBackend {
   }
 
   async report (): Promise<unknown> {
-    type W = { shadows: Array<{ name: string, view: ShadowView, data: ShadowReportData }>, pending: number, stored: number }
-    const parts = await this.#values('report') as W[]
-    const merged = new Map<string, { report: ShadowReport, view: ShadowView }>()
-    for (const part of parts) {
-      for (const s of part.shadows) {
-        let m = merged.get(s.name)
-        if (m === undefined) {
-          m = { report: new ShadowReport(), view: structuredClone(s.view) }
-          merged.set(s.name, m)
-        } else {
-          const c = m.view.counters
-          c.mirrored += s.view.counters.mirrored
-          c.ok += s.view.counters.ok
-          c.error += s.view.counters.error
-          c.timeout += s.view.counters.timeout
-          for (const k of Object.keys(c.skipped) as Array<keyof typeof c.skipped>) c.skipped[k] += s.view.counters.skipped[k]
-        }
-        m.report.absorb(s.data)
-      }
-    }
-    return {
-      generatedAt: new Date().toISOString(),
-      workers: parts.length,
-      shadows: [...merged.entries()].map(([name, m]) => m.report.toJSON(m.view, name)),
-      comparisonsPending: parts.reduce((a, p) => a + p.pending, 0),
-      mismatchesStored: parts.reduce((a, p) => a + p.stored, 0)
-    }
+    const parts = await this.#values('report') as ProcessReport[]
+    return mergeReports(parts, { workers: parts.length })
   }
 }

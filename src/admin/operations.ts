@@ -1,0 +1,94 @@
+import type { Config } from '../config/schema.js'
+import type { PrimaryStatus } from '../runtime/primary-selection.js'
+import { ShadowReport, type ShadowReportData, type ShadowView } from '../shadow/shadow-report.js'
+
+/** One process's share of `GET /report`: per shadow its view and accumulated numbers. */
+export interface ProcessReport {
+  shadows: Array<{ name: string, view: ShadowView, data: ShadowReportData }>
+  /** Comparisons queued, not yet finished. */
+  pending: number
+  /** Mismatch records held. */
+  stored: number
+}
+
+/** A `PATCH /shadows/:name` body. */
+export interface ShadowPatch { sampleRate?: number, enabled?: boolean }
+
+/**
+ * What one penumbra process offers its admin API: reads of its state and the mutations of its
+ * runtime state. The in-process admin backend and, with `--workers N`, the primary process
+ * (over cluster IPC) drive a process only through {@link OPERATIONS}, so an operation is written
+ * once and the admin side never needs the composition root.
+ */
+export interface ProcessOps {
+  describeShadows: () => unknown[]
+  patchShadow: (name: string, patch: ShadowPatch) => unknown
+  listMismatches: (q: { shadow?: string, limit?: number }) => unknown[]
+  getMismatch: (id: string) => unknown
+  noiseSnapshot: () => unknown
+  reportData: () => ProcessReport
+  reload: (next: Config) => string[]
+  describeBackends: (probe: boolean) => Promise<unknown[]>
+  applyPrimary: (status: PrimaryStatus) => PrimaryStatus
+}
+
+/**
+ * The admin operations table: name → how a process carries it out. Names are the IPC `op` of
+ * cluster messages; arguments must survive structured clone.
+ */
+export const OPERATIONS = {
+  shadows: (p: ProcessOps) => p.describeShadows(),
+  patch: (p: ProcessOps, a: { name: string, patch: ShadowPatch }) => p.patchShadow(a.name, a.patch),
+  mismatches: (p: ProcessOps, q: { shadow?: string, limit?: number }) => p.listMismatches(q),
+  mismatch: (p: ProcessOps, id: string) => p.getMismatch(id) ?? null,
+  noise: (p: ProcessOps) => p.noiseSnapshot(),
+  report: (p: ProcessOps) => p.reportData(),
+  reload: (p: ProcessOps, next: Config) => p.reload(next),
+  backends: async (p: ProcessOps) => await p.describeBackends(false),
+  applyPrimary: (p: ProcessOps, status: PrimaryStatus) => p.applyPrimary(status)
+} as const
+
+/** An operation's name (the `op` of an admin IPC message). */
+export type OperationName = keyof typeof OPERATIONS
+
+/** Is `op` in the table? (IPC input is untrusted shape-wise.) */
+export function isOperation (op: string): op is OperationName {
+  return Object.hasOwn(OPERATIONS, op)
+}
+
+/** Runs one operation on a process; unknown arguments are the caller's to have validated. */
+export function runOperation (p: ProcessOps, op: OperationName, args?: unknown): unknown {
+  return (OPERATIONS[op] as (p: ProcessOps, a: unknown) => unknown)(p, args)
+}
+
+/**
+ * The `GET /report` body from one or more processes' shares: counters and histograms summed
+ * per shadow. The same function serves one process and a cluster, so both answer alike.
+ */
+export function mergeReports (parts: ProcessReport[], extra: Record<string, unknown>): Record<string, unknown> {
+  const merged = new Map<string, { report: ShadowReport, view: ShadowView }>()
+  for (const part of parts) {
+    for (const s of part.shadows) {
+      let m = merged.get(s.name)
+      if (m === undefined) {
+        m = { report: new ShadowReport(), view: structuredClone(s.view) }
+        merged.set(s.name, m)
+      } else {
+        const c = m.view.counters
+        c.mirrored += s.view.counters.mirrored
+        c.ok += s.view.counters.ok
+        c.error += s.view.counters.error
+        c.timeout += s.view.counters.timeout
+        for (const k of Object.keys(c.skipped) as Array<keyof typeof c.skipped>) c.skipped[k] += s.view.counters.skipped[k]
+      }
+      m.report.absorb(s.data)
+    }
+  }
+  return {
+    generatedAt: new Date().toISOString(),
+    ...extra,
+    shadows: [...merged.entries()].map(([name, m]) => m.report.toJSON(m.view, name)),
+    comparisonsPending: parts.reduce((a, p) => a + p.pending, 0),
+    mismatchesStored: parts.reduce((a, p) => a + p.stored, 0)
+  }
+}

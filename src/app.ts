@@ -1,0 +1,271 @@
+import { createRequire } from 'node:module'
+import type { Config } from './config/schema.js'
+import { redactConfig } from './config/load.js'
+import { Metrics } from './metrics/metrics.js'
+import { createLogger, type Logger } from './log/logger.js'
+import { ProxyServer, listenOn } from './server/proxy-server.js'
+import { AdminServer, type AdminBackend } from './admin/admin-server.js'
+import { ShadowSet } from './shadow/shadow-set.js'
+import { CompareStage } from './shadow/compare-stage.js'
+import { PenumbraError } from './errors.js'
+import { statusPageHtml } from './admin/status-page.js'
+import { OriginProbe, type Readiness } from './upstream/probe.js'
+import { BackendSet } from './upstream/backend-set.js'
+import { RuntimeState } from './runtime/runtime-state.js'
+import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from './runtime/primary-selection.js'
+
+import { mergeReports, OPERATIONS, type ProcessOps, type ProcessReport, type ShadowPatch } from './admin/operations.js'
+
+// The composition root: builds one penumbra process from a config and wires its rooms together.
+// The public API is index.ts; nothing under src/ imports this file except cli.ts.
+
+/** penumbra's version, from package.json (one level up from dist/, two from the test build). */
+export const VERSION: string = readVersion()
+
+function readVersion (): string {
+  const require = createRequire(import.meta.url)
+  for (const p of ['../package.json', '../../package.json']) {
+    try {
+      return (require(p) as { version: string }).version
+    } catch {}
+  }
+  return '0.0.0'
+}
+
+/** Options of an embedded penumbra. */
+export interface PenumbraOptions {
+  logger?: Logger
+  metrics?: Metrics
+  /** Serve the admin listener in this process (false in cluster workers: the primary serves it). */
+  admin?: boolean
+  /** A worker's starting primary (the --workers primary process hands its runtime switch on). */
+  primary?: PrimaryStatus | null
+}
+
+/** `PUT /primary`'s body. */
+export interface PrimarySwitchRequest {
+  backend: string
+  /** Probe the backend first; 409 PENUMBRA_BACKEND_NOT_READY (nothing switched) when it does not accept connections. */
+  requireReady?: boolean
+}
+
+/**
+ * One penumbra process: the proxy listener, its shadows and comparison stage, and the admin
+ * listener. The composition root; everything else is wired from here.
+ */
+export class Penumbra implements ProcessOps {
+  config: Config
+  readonly log: Logger
+  readonly metrics: Metrics
+  readonly shadows: ShadowSet
+  readonly compare: CompareStage
+  readonly proxy: ProxyServer
+  readonly admin: AdminServer | null
+  readonly backends: BackendSet
+  readonly runtime: RuntimeState
+  readonly selection: PrimarySelection
+  readonly #probe = new OriginProbe()
+  #stopped: Promise<void> | null = null
+
+  constructor (config: Config, opts: PenumbraOptions = {}) {
+    this.config = config
+    this.log = opts.logger ?? createLogger({ level: config.log.level, redact: config.log.redact })
+    this.metrics = opts.metrics ?? new Metrics({ version: VERSION })
+    this.compare = new CompareStage(config, this.metrics, this.log)
+    this.backends = new BackendSet(config)
+    const restored = opts.primary != null && this.backends.has(opts.primary.backend) ? opts.primary : null
+    this.selection = new PrimarySelection(config.primary, restored)
+    this.runtime = new RuntimeState(this.backends, this.selection.status.backend)
+    this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
+    this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends)
+    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime)
+    this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin.token)
+  }
+
+  /** Listens on the proxy and admin ports; rejects (naming the port) when one is taken. */
+  async start (): Promise<void> {
+    await this.proxy.listen(this.config.listen.host, this.config.listen.port)
+    if (this.admin !== null) {
+      try {
+        await listenOn(this.admin.server, this.config.admin.host, this.config.admin.port, 'admin')
+      } catch (err) {
+        this.proxy.server.close()
+        throw err
+      }
+    }
+  }
+
+  /** The proxy's bound port (useful with port 0). */
+  get port (): number {
+    return (this.proxy.server.address() as { port: number }).port
+  }
+
+  get adminPort (): number {
+    return this.admin === null ? 0 : (this.admin.server.address() as { port: number }).port
+  }
+
+  /**
+   * Applies a new validated config atomically (SIGHUP): shadows, comparison settings, primary
+   * upstream, log level, admin token. Listener addresses need a restart and are kept.
+   */
+  reload (next: Config): string[] {
+    const notes: string[] = []
+    if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) notes.push('listen: address changes need a restart; kept the old one')
+    if (next.admin.host !== this.config.admin.host || next.admin.port !== this.config.admin.port) notes.push('admin: address changes need a restart; kept the old one')
+    if (next.workers !== this.config.workers) notes.push('workers: changes need a restart')
+    this.compare.reload(next)
+    this.backends.load(next)
+    const before = this.selection.status.backend
+    const note = this.selection.reload(next.primary, (n) => this.backends.has(n))
+    if (note !== null) notes.push(note)
+    const after = this.selection.status.backend
+    if (after !== before) this.metrics.primarySwitches.inc({ from: before, to: after })
+    this.runtime.applyPrimary(this.selection.status)
+    this.metrics.setPrimaryBackend(after, this.backends.names)
+    this.shadows.load(next)
+    this.proxy.reload(next)
+    this.admin?.setToken(next.admin.token)
+    this.log.level = next.log.level
+    this.config = { ...next, listen: this.config.listen, admin: { ...next.admin, host: this.config.admin.host, port: this.config.admin.port } }
+    return notes
+  }
+
+  /** Graceful stop: drain clients, then shadows, each within `shutdown.timeoutMs`. Idempotent. */
+  stop (): Promise<void> {
+    this.#stopped ??= this.#stop()
+    return this.#stopped
+  }
+
+  async #stop (): Promise<void> {
+    const deadline = Date.now() + this.config.shutdown.timeoutMs
+    this.admin?.stopping()
+    await this.proxy.close(deadline)
+    const abandoned = await this.shadows.close(deadline)
+    if (abandoned > 0) this.log.warn({ abandoned }, 'shutdown deadline reached: shadow requests still in flight were abandoned')
+    await this.backends.close(deadline)
+    await this.compare.close(deadline)
+    await this.admin?.close()
+    this.log.flush()
+  }
+
+  /** Is the primary reachable? (`GET /readyz`) */
+  ready (): Promise<Readiness> {
+    const b = this.runtime.snapshot.primary
+    return this.#probe.check(b.url, b.label)
+  }
+
+  /** The in-process admin backend: the shared operations table, run on this process. */
+  backend (): AdminBackend {
+    const op = OPERATIONS
+    return {
+      metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
+      ready: () => this.ready(),
+      config: () => redactConfig(this.config),
+      shadows: async () => op.shadows(this),
+      patchShadow: async (name, patch) => op.patch(this, { name, patch }),
+      mismatches: async (q) => op.mismatches(this, q),
+      mismatch: async (id) => op.mismatch(this, id),
+      report: async () => this.reportJson(),
+      noise: async () => op.noise(this),
+      statusPage: statusPageHtml,
+      backends: async () => this.describeBackends(true),
+      primary: async () => this.selection.status,
+      switchPrimary: async (req, who) => this.switchPrimary(req, who),
+      rollbackPrimary: async (who) => this.rollbackPrimary(who)
+    }
+  }
+
+  /** `GET /backends`: each backend, its reachability (when `probe`), in-flight requests and roles. */
+  async describeBackends (probe: boolean): Promise<unknown[]> {
+    const active = this.runtime.snapshot.primary.name
+    return Promise.all(this.backends.list.map(async (b) => ({
+      name: b.name,
+      url: b.url,
+      roles: backendRoles(b.name, active, this.config),
+      inflight: b.inflight,
+      ...(probe ? { reachable: await this.#probe.check(b.url, `backend "${b.name}"`) } : undefined),
+      config: b.cfg
+    })))
+  }
+
+  /**
+   * Blue/green: requests that start after this call go to `req.backend`; those in flight finish
+   * where they are. With `requireReady`, a backend that does not accept a connection is refused.
+   */
+  async switchPrimary (req: PrimarySwitchRequest, who: string): Promise<PrimarySwitch> {
+    const b = this.backends.get(req.backend)
+    if (b === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no backend named "${req.backend}"`)
+    if (req.requireReady === true) {
+      const r = await this.#probe.check(b.url, `backend "${b.name}"`, true)
+      if (!r.ready) throw new PenumbraError('PENUMBRA_BACKEND_NOT_READY', `not switched: ${r.reason ?? 'unreachable'}`)
+    }
+    return this.#applied(this.selection.switchTo(req.backend, (n) => this.backends.has(n)), who)
+  }
+
+  /** `POST /primary/rollback`: back to the previous primary. */
+  rollbackPrimary (who: string): PrimarySwitch {
+    return this.#applied(this.selection.rollback((n) => this.backends.has(n)), who)
+  }
+
+  /** A worker told by its primary process: route as `status` says (counted there, not here). */
+  applyPrimary (status: PrimaryStatus): PrimaryStatus {
+    this.selection.switchTo(status.backend, (n) => this.backends.has(n))
+    this.runtime.applyPrimary(status)
+    this.metrics.setPrimaryBackend(status.backend, this.backends.names)
+    return this.selection.status
+  }
+
+  #applied (sw: PrimarySwitch, who: string): PrimarySwitch {
+    if (!sw.switched) return sw
+    this.runtime.applyPrimary(sw.status)
+    this.metrics.primarySwitches.inc({ from: sw.from, to: sw.to })
+    this.metrics.setPrimaryBackend(sw.to, this.backends.names)
+    this.log.info({ from: sw.from, to: sw.to, who }, 'primary switched')
+    return sw
+  }
+
+  describeShadows (): unknown[] {
+    return this.shadows.runtimes.map((rt) => rt.describe())
+  }
+
+  patchShadow (name: string, patch: ShadowPatch): unknown {
+    const rt = this.shadows.get(name)
+    if (rt === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no shadow named "${name}"`)
+    if (patch.sampleRate !== undefined) rt.sampleRate = patch.sampleRate
+    if (patch.enabled !== undefined) rt.enabled = patch.enabled
+    this.log.info({ shadow: name, patch }, 'shadow state changed')
+    return rt.describe()
+  }
+
+  listMismatches (q: { shadow?: string, limit?: number }): unknown[] {
+    return this.compare.store.list(q)
+  }
+
+  getMismatch (id: string): unknown {
+    return this.compare.store.get(id)
+  }
+
+  noiseSnapshot (): unknown {
+    return this.compare.noise.snapshot()
+  }
+
+  reportData (): ProcessReport {
+    return {
+      shadows: this.shadows.runtimes.map((rt) => ({ name: rt.name, view: rt.view(), data: this.compare.report(rt.name).data() })),
+      pending: this.compare.pending,
+      stored: this.compare.store.size
+    }
+  }
+
+  /** `GET /report` of this process. */
+  reportJson (): unknown {
+    return mergeReports([this.reportData()], { version: VERSION })
+  }
+}
+
+/** What a backend is used for: "primary" (answers clients), "shadow:<name>" (receives that shadow's copies). */
+export function backendRoles (name: string, active: string, config: Config): string[] {
+  const roles = name === active ? ['primary'] : []
+  for (const s of config.shadows) if (s.backend === name) roles.push(`shadow:${s.name}`)
+  return roles
+}
