@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js'
 import type { PrimaryStatus } from '../runtime/primary-selection.js'
-import { ShadowReport, type ShadowReportData, type ShadowView } from '../shadow/shadow-report.js'
+import { ShadowReport, type ShadowReportData, type ShadowView } from '../compare/shadow-report.js'
 
 /** One process's share of `GET /report`: per shadow its view and accumulated numbers. */
 export interface ProcessReport {

@@ -6,6 +6,8 @@ import type { UpstreamErrorReason } from '../upstream/upstream-error.js'
 import type { CapturedResponse } from '../compare/types.js'
 import type { ShadowRuntime } from './shadow-runtime.js'
 import { ShadowCall, type ShadowCallOwner, type ShadowResult } from './shadow-call.js'
+import { ResponseCapture } from '../capture/response-capture.js'
+import type { CompareTarget, JobRecord } from '../compare/job-record.js'
 
 /** Where a finished job goes: the comparison stage (off the client path) and bookkeeping. */
 export interface MirrorJobSink {
@@ -36,25 +38,16 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
   /** The targets; index i of `results` belongs to `targets[i]`. The last may be the noise replay. */
   readonly targets: ShadowRuntime[]
   readonly results: Array<ShadowResult | undefined>
-  /** True when the last target is a primary-vs-primary noise replay. */
-  readonly noise: boolean
   /** The backend that answered the client: the noise replay goes to it again. */
   readonly backend: Backend
   requestBody: Buffer | null = null
-  /** Bytes held while queued for comparison (set by the comparison stage). */
-  bytes = 0
   primary: PrimaryCapture = { response: null, error: null }
 
   readonly #upstreamHeaders: string[]
-  readonly #captureLimit: number
+  readonly #capture: ResponseCapture
   readonly #sink: MirrorJobSink
   readonly #calls: Array<ShadowCall | null>
   #pending: number
-  #status = 0
-  #headers: IncomingHttpHeaders = {}
-  #chunks: Buffer[] = []
-  #bytes = 0
-  #truncated = false
   #primaryDone = false
   #bodyDone = false
 
@@ -65,7 +58,6 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     requestHeaders: IncomingHttpHeaders
     upstreamHeaders: string[]
     targets: ShadowRuntime[]
-    noise: boolean
     backend: Backend
     captureLimit: number
     sink: MirrorJobSink
@@ -76,13 +68,32 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     this.requestHeaders = init.requestHeaders
     this.#upstreamHeaders = init.upstreamHeaders
     this.targets = init.targets
-    this.noise = init.noise
     this.backend = init.backend
-    this.#captureLimit = init.captureLimit
+    this.#capture = new ResponseCapture(init.captureLimit)
     this.#sink = init.sink
     this.results = new Array(init.targets.length).fill(undefined)
     this.#calls = new Array(init.targets.length).fill(null)
     this.#pending = init.targets.length + 1 // + the primary
+  }
+
+  /** The plain record the comparison stage gets once the primary and every target are done. */
+  record (): JobRecord {
+    const targets: CompareTarget[] = new Array(this.targets.length)
+    for (let i = 0; i < targets.length; i++) {
+      const rt = this.targets[i]!
+      targets[i] = { kind: rt.kind, name: rt.name, compare: rt.compare, result: this.results[i] }
+    }
+    return {
+      requestId: this.requestId,
+      method: this.method,
+      url: this.url,
+      requestHeaders: this.requestHeaders,
+      requestBody: this.requestBody,
+      backend: this.backend.name,
+      primary: this.primary,
+      targets,
+      bytes: 0
+    }
   }
 
   // -- the request body ----------------------------------------------------------------------
@@ -135,7 +146,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     const call = new ShadowCall(this, i, rt.cfg.maxResponseBytes, rt.cfg.timeoutMs)
     this.#calls[i] = call
     this.#sink.callStarted(call)
-    call.dispatch(rt.internal ? this.backend.dispatcher : rt.pool, {
+    call.dispatch(rt.kind === 'noise' ? this.backend.dispatcher : rt.pool, {
       method: this.method as Dispatcher.HttpMethod,
       path: rt.rewrite.path(this.url),
       headers,
@@ -174,35 +185,17 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
   // -- PrimaryTap ----------------------------------------------------------------------------
 
   onPrimaryStart (status: number, headers: IncomingHttpHeaders): void {
-    this.#status = status
-    this.#headers = headers
+    this.#capture.start(status, headers)
   }
 
   onPrimaryData (chunk: Buffer): void {
-    if (this.#truncated) return
-    if (this.#bytes + chunk.length > this.#captureLimit) {
-      this.#truncated = true
-      this.#chunks = []
-      return
-    }
-    this.#chunks.push(chunk)
-    this.#bytes += chunk.length
+    this.#capture.add(chunk) // past the limit the client still gets every byte; the copy is dropped
   }
 
   onPrimaryEnd (durationMs: number): void {
     if (this.#primaryDone) return
     this.#primaryDone = true
-    this.primary = {
-      response: {
-        status: this.#status,
-        headers: this.#headers,
-        body: this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes),
-        truncated: this.#truncated,
-        durationMs
-      },
-      error: null
-    }
-    this.#chunks = []
+    this.primary = { response: this.#capture.finish(durationMs), error: null }
     this.#step()
   }
 
@@ -210,7 +203,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     if (this.#primaryDone) return
     this.#primaryDone = true
     this.primary = { response: null, error: reason }
-    this.#chunks = []
+    this.#capture.discard()
     this.#step()
   }
 

@@ -3,19 +3,14 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import { classifyUpstreamError } from '../upstream/upstream-error.js'
 import type { CapturedResponse } from '../compare/types.js'
+import type { CallOutcome, CallResult } from '../compare/job-record.js'
 import type { LiveLinks } from './live-list.js'
+import { ResponseCapture } from '../capture/response-capture.js'
 
 /** How a mirrored request ended (`penumbra_shadow_requests_total{outcome}`). */
-export type ShadowOutcome = 'ok' | 'error' | 'timeout'
-
-/** The result of one mirrored request; `response` is null unless the outcome is ok. */
-export interface ShadowResult {
-  outcome: ShadowOutcome
-  response: CapturedResponse | null
-  /** Upstream error reason when the outcome is not ok. */
-  reason: string | null
-  durationMs: number
-}
+export type ShadowOutcome = CallOutcome
+/** The result of one mirrored request. */
+export type ShadowResult = CallResult
 
 /** Receives the result of a call exactly once, and the moment undici lets go of the request. */
 export interface ShadowCallOwner {
@@ -39,22 +34,17 @@ export class ShadowCall implements Dispatcher.DispatchHandler, LiveLinks<ShadowC
   livePrev: ShadowCall | null = null
   readonly #owner: ShadowCallOwner
   readonly #index: number
-  readonly #maxBytes: number
+  readonly #capture: ResponseCapture
   readonly #start: number
   #ctl: Dispatcher.DispatchController | null = null
   #timer: NodeJS.Timeout | null = null
   #reported = false
   #released = false
-  #status = 0
-  #headers: IncomingHttpHeaders = {}
-  #chunks: Buffer[] = []
-  #bytes = 0
-  #truncated = false
 
   constructor (owner: ShadowCallOwner, index: number, maxBytes: number, timeoutMs: number) {
     this.#owner = owner
     this.#index = index
-    this.#maxBytes = maxBytes
+    this.#capture = new ResponseCapture(maxBytes)
     this.#start = performance.now()
     this.#timer = setTimeout(this.#onTimeout, timeoutMs)
     this.#timer.unref()
@@ -89,22 +79,12 @@ export class ShadowCall implements Dispatcher.DispatchHandler, LiveLinks<ShadowC
 
   onResponseStart (_ctl: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
     if (status < 200) return
-    this.#status = status
-    this.#headers = headers
+    this.#capture.start(status, headers)
   }
 
   onResponseData (ctl: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#truncated) return
-    const room = this.#maxBytes - this.#bytes
-    if (chunk.length > room) {
-      if (room > 0) this.#chunks.push(chunk.subarray(0, room))
-      this.#bytes = this.#maxBytes
-      this.#truncated = true
-      ctl.abort(kTooLarge)
-      return
-    }
-    this.#chunks.push(chunk)
-    this.#bytes += chunk.length
+    // Over maxResponseBytes: nothing more is worth reading (a truncated answer is not compared).
+    if (!this.#capture.add(chunk)) ctl.abort(kTooLarge)
   }
 
   onResponseEnd (): void {
@@ -127,16 +107,9 @@ export class ShadowCall implements Dispatcher.DispatchHandler, LiveLinks<ShadowC
     this.#reported = true
     if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null }
     const durationMs = performance.now() - this.#start
-    const response: CapturedResponse | null = outcome !== 'ok'
-      ? null
-      : {
-          status: this.#status,
-          headers: this.#headers,
-          body: this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes),
-          truncated: this.#truncated,
-          durationMs
-        }
-    this.#chunks = []
+    let response: CapturedResponse | null = null
+    if (outcome === 'ok') response = this.#capture.finish(durationMs)
+    else this.#capture.discard()
     this.#owner.shadowResult(this.#index, { outcome, response, reason, durationMs })
   }
 

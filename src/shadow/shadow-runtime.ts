@@ -5,6 +5,7 @@ import { createUpstreamPool } from '../upstream/pool.js'
 import { compilePathGlob, parseSampleBy, type SampleBy } from './sampler.js'
 import { RequestRewrite } from './rewrite.js'
 import { redactShadowSecrets } from '../config/load.js'
+import type { TargetKind } from '../compare/job-record.js'
 
 /** Reasons of `penumbra_shadow_skipped_total`. */
 export type SkipReason = 'concurrency' | 'body_too_large' | 'not_matched' | 'disabled' | 'response_too_large'
@@ -64,11 +65,14 @@ export class ShadowRuntime {
   /** Lower-case names of `headers.set`: the client's values of these are replaced, not joined. */
   readonly setHeaderNames: Set<string>
 
-  /** The noise replay to the primary: same isolation rules, but no per-shadow metric series. */
-  readonly internal: boolean
+  /**
+   * `noise`: the primary replay (primary-vs-primary), under the same isolation rules but sent to
+   * the backend that answered, with no per-shadow metric series.
+   */
+  readonly kind: TargetKind
 
-  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { internal?: boolean, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string } = {}) {
-    this.internal = opts.internal === true
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { kind?: TargetKind, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string } = {}) {
+    this.kind = opts.kind ?? 'shadow'
     this.name = cfg.name
     this.cfg = cfg
     this.compare = compare
@@ -98,7 +102,7 @@ export class ShadowRuntime {
       connections: cfg.connections ?? cfg.maxConcurrency,
       connectTimeoutMs: cfg.connectTimeoutMs
     })
-    if (!this.internal) metrics.initShadow(this.name)
+    if (this.kind === 'shadow') metrics.initShadow(this.name)
   }
 
   /** True when `cfg` (a shadow with its own `url`) would build the same pool as this runtime's (so a reload can keep it). */
@@ -126,7 +130,7 @@ export class ShadowRuntime {
 
   skip (reason: SkipReason): void {
     this.counters.skipped[reason]++
-    if (!this.internal) this.#metrics.shadowSkipped.inc({ shadow: this.name, reason })
+    if (this.kind === 'shadow') this.#metrics.shadowSkipped.inc({ shadow: this.name, reason })
   }
 
   /** Takes one place of the `maxConcurrency` semaphore; false (and counted) when full. Never queues. */
@@ -136,13 +140,13 @@ export class ShadowRuntime {
       return false
     }
     this.shared.inflight++
-    if (!this.internal) this.#metrics.shadowInflight.inc({ shadow: this.name })
+    if (this.kind === 'shadow') this.#metrics.shadowInflight.inc({ shadow: this.name })
     return true
   }
 
   release (): void {
     this.shared.inflight--
-    if (!this.internal) this.#metrics.shadowInflight.dec({ shadow: this.name })
+    if (this.kind === 'shadow') this.#metrics.shadowInflight.dec({ shadow: this.name })
   }
 
   /** Runtime state and counters, as the report shows them. */

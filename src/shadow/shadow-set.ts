@@ -11,11 +11,8 @@ import { sampleKey, stickyUniform } from './sampler.js'
 import type { Backend } from '../upstream/backend.js'
 import type { BackendSet } from '../upstream/backend-set.js'
 import type { ShadowResult } from './shadow-call.js'
+import type { JobConsumer } from '../compare/job-record.js'
 
-/** Receives finished mirror jobs (the comparison stage). */
-export interface JobConsumer {
-  consume (job: MirrorJob): void
-}
 
 /** How long a replaced shadow pool stays open after a reload, beyond the shadow's timeout. */
 const RETIRE_GRACE_MS = 30_000
@@ -83,7 +80,7 @@ export class ShadowSet implements MirrorJobSink {
     const noise = config.compare.noise
     const oldNoise = this.#noise
     this.#noise = noise.enabled && next.length > 0
-      ? new ShadowRuntime(noiseTargetConfig(config), config.compare, this.#metrics, { internal: true, pool: NO_POOL, ownsPool: false, url: config.backends[config.primary]!.url })
+      ? new ShadowRuntime(noiseTargetConfig(config), config.compare, this.#metrics, { kind: 'noise', pool: NO_POOL, ownsPool: false, url: config.backends[config.primary]!.url })
       : null
     this.#noiseRate = noise.sampleRate
     this.#salt = config.sampling.salt
@@ -142,12 +139,8 @@ export class ShadowSet implements MirrorJobSink {
       if (rt.cfg.maxBodyBytes > bodyLimit) bodyLimit = rt.cfg.maxBodyBytes
     }
     if (targets === null) return null
-    let noise = false
     const nt = this.#noise
-    if (nt !== null && Math.random() < this.#noiseRate && declared <= nt.cfg.maxBodyBytes && nt.tryAcquire()) {
-      targets.push(nt)
-      noise = true
-    }
+    if (nt !== null && Math.random() < this.#noiseRate && declared <= nt.cfg.maxBodyBytes && nt.tryAcquire()) targets.push(nt)
     const job = new MirrorJob({
       requestId,
       method,
@@ -155,7 +148,6 @@ export class ShadowSet implements MirrorJobSink {
       requestHeaders: req.headers,
       upstreamHeaders,
       targets,
-      noise,
       backend,
       captureLimit: this.#captureLimit,
       sink: this
@@ -180,7 +172,7 @@ export class ShadowSet implements MirrorJobSink {
    */
   shadowDone (rt: ShadowRuntime, r: ShadowResult): void {
     const m = this.#metrics
-    if (rt.internal) {
+    if (rt.kind === 'noise') {
       m.noiseRequests.inc({ outcome: r.outcome })
       return
     }
@@ -192,7 +184,7 @@ export class ShadowSet implements MirrorJobSink {
   }
 
   jobDone (job: MirrorJob): void {
-    this.#consumer.consume(job)
+    this.#consumer.consume(job.record())
   }
 
   callStarted (call: ShadowCall): void {

@@ -1,6 +1,6 @@
 import { LatencyHistogram } from '../stats/latency-histogram.js'
 import { wilson } from '../stats/wilson.js'
-import type { ShadowCounters, ShadowState } from './shadow-runtime.js'
+import type { ShadowCounters, ShadowState } from '../shadow/shadow-runtime.js'
 
 /** What the report shows of a shadow's runtime state and request counters. */
 export interface ShadowView {

@@ -1,16 +1,14 @@
 import type { Config } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import type { Logger } from '../log/logger.js'
-import { Comparator, releasePrimaryCache } from '../compare/comparator.js'
-import { NoiseTracker } from '../compare/noise.js'
-import { PathLimiter } from '../compare/path-limiter.js'
-import { MismatchStore } from '../compare/mismatch-store.js'
-import { normalisePath } from '../compare/json-pointer.js'
-import type { CompareJob, CompareResult } from '../compare/types.js'
-import { CompareWorker, toWire, type ThreadItem } from '../compare/compare-worker.js'
-import type { MirrorJob } from './mirror-job.js'
-import type { JobConsumer } from './shadow-set.js'
-import type { ShadowRuntime } from './shadow-runtime.js'
+import { Comparator, releasePrimaryCache } from './comparator.js'
+import { NoiseTracker } from './noise.js'
+import { PathLimiter } from './path-limiter.js'
+import { MismatchStore } from './mismatch-store.js'
+import { normalisePath } from './json-pointer.js'
+import type { CapturedResponse, CompareJob, CompareResult } from './types.js'
+import { CompareWorker, toWire, type ThreadItem } from './compare-worker.js'
+import type { CompareTarget, JobConsumer, JobRecord } from './job-record.js'
 import { ShadowReport, type ComparisonOutcome } from './shadow-report.js'
 
 /**
@@ -22,14 +20,14 @@ const SLICE_MS = 1
 
 /** What a job waiting at the comparison thread needs when its results come back. */
 interface Submitted {
-  job: MirrorJob
+  job: JobRecord
   /** Per thread item: the target index in the job. */
   targets: number[]
   inputs: Array<CompareJob | null>
 }
 
 /**
- * The comparison stage (design.md step 6): finished mirror jobs are queued and compared in
+ * The comparison stage (design.md step 6): finished mirrored requests (plain {@link JobRecord}s) are queued and compared in
  * `setImmediate` slices of at most SLICE_MS, never on the client's path. Jobs with large bodies
  * (`compare.workerMinBytes`, 64 KiB by default) go to a worker thread ({@link CompareWorker}),
  * so that even a 4 MiB body, parsed and diffed in one go, never holds the event loop; small ones
@@ -48,14 +46,15 @@ export class CompareStage implements JobConsumer {
   readonly #metrics: Metrics
   readonly #log: Logger
   readonly #limiter = new PathLimiter(100)
-  #comparators = new WeakMap<ShadowRuntime, Comparator>()
+  /** Keyed by a target's compare settings object (one per shadow per config load). */
+  #comparators = new WeakMap<CompareTarget['compare'], Comparator>()
   #noiseComparator: Comparator
   #noiseComparatorConfig: Config['compare']
   #noiseEnabled: boolean
   #maxPending: number
   #maxPendingBytes: number
   #pendingBytes = 0
-  #queue: MirrorJob[] = []
+  #queue: JobRecord[] = []
   #scheduled = false
   #workerMinBytes: number | null
   #worker: CompareWorker<Submitted> | null = null
@@ -97,7 +96,7 @@ export class CompareStage implements JobConsumer {
     return r
   }
 
-  consume (job: MirrorJob): void {
+  consume (job: JobRecord): void {
     // Nothing to compare (every target has comparisons off): count the outcomes now, no queueing.
     if (!needsComparison(job)) {
       this.#process(job)
@@ -105,7 +104,7 @@ export class CompareStage implements JobConsumer {
     }
     const bytes = jobBytes(job)
     if (this.#queue.length + (this.#worker?.inflight ?? 0) >= this.#maxPending || (this.#pendingBytes + bytes > this.#maxPendingBytes && this.#queue.length > 0)) {
-      for (const rt of job.targets) if (!rt.internal) this.#drop(rt.name, 'queue_full')
+      for (const t of job.targets) if (t.kind === 'shadow') this.#drop(t.name, 'queue_full')
       return
     }
     job.bytes = bytes
@@ -155,32 +154,25 @@ export class CompareStage implements JobConsumer {
   }
 
   /** Does this job go to the comparison thread (`compare.workerMinBytes`)? */
-  #onThread (job: MirrorJob): boolean {
+  #onThread (job: JobRecord): boolean {
     const min = this.#workerMinBytes
     if (min === null) return false
     return job.bytes - (job.requestBody?.length ?? 0) >= min
   }
 
   /** Compares a job here, on the event loop. */
-  #process (job: MirrorJob): void {
-    for (let i = 0; i < job.targets.length; i++) {
-      const rt = job.targets[i]!
-      if (rt.internal) {
-        if (this.#learns(job, i)) this.#learnNoise(job, job.results[i]!.response!)
+  #process (job: JobRecord): void {
+    for (const t of job.targets) {
+      if (t.kind === 'noise') {
+        if (learns(job, t)) this.#learnNoise(job, t.result!.response!)
         continue
       }
-      const input = this.#input(job, i)
+      const input = this.#input(job, t)
       if (input === null) continue
-      const res = this.#comparator(rt).compare(input, this.#noiseEnabled ? (p) => this.noise.isNoisy(p, rt.name) : undefined)
-      this.#record(rt, input, res)
+      const res = this.#comparator(t).compare(input, this.#noiseEnabled ? (p) => this.noise.isNoisy(p, t.name) : undefined)
+      this.#record(t, input, res)
     }
     releasePrimaryCache()
-  }
-
-  /** Is target i a noise replay with both responses to learn from? */
-  #learns (job: MirrorJob, i: number): boolean {
-    const r = job.results[i]
-    return r !== undefined && r.response !== null && job.primary.response !== null
   }
 
   /**
@@ -188,17 +180,16 @@ export class CompareStage implements JobConsumer {
    * that need no comparison (shadow error or timeout, no primary response, comparisons off) are
    * counted here.
    */
-  #input (job: MirrorJob, i: number): CompareJob | null {
-    const rt = job.targets[i]!
-    const result = job.results[i]
+  #input (job: JobRecord, t: CompareTarget): CompareJob | null {
+    const result = t.result
     if (result === undefined) return null // never sent (body too large, upload failed)
-    if (result.outcome === 'error') { this.#count(rt.name, 'shadow_error'); return null }
-    if (result.outcome === 'timeout') { this.#count(rt.name, 'shadow_timeout'); return null }
+    if (result.outcome === 'error') { this.#count(t.name, 'shadow_error'); return null }
+    if (result.outcome === 'timeout') { this.#count(t.name, 'shadow_timeout'); return null }
     const primary = job.primary.response
-    if (primary === null) { this.#drop(rt.name, 'primary_error'); return null }
-    if (!rt.compare.enabled) { this.#drop(rt.name, 'disabled'); return null }
+    if (primary === null) { this.#drop(t.name, 'primary_error'); return null }
+    if (!t.compare.enabled) { this.#drop(t.name, 'disabled'); return null }
     return {
-      shadow: rt.name,
+      shadow: t.name,
       requestId: job.requestId,
       method: job.method,
       url: job.url,
@@ -213,25 +204,25 @@ export class CompareStage implements JobConsumer {
    * Hands a job to the comparison thread. While the thread is in its restart backoff the job's
    * comparisons are dropped (`worker_failed`) rather than run on the event loop.
    */
-  #submit (job: MirrorJob): void {
+  #submit (job: JobRecord): void {
     const w = this.#thread()
     const items: ThreadItem[] = []
     const targets: number[] = []
     const inputs: Array<CompareJob | null> = []
     for (let i = 0; i < job.targets.length; i++) {
-      const rt = job.targets[i]!
-      if (rt.internal) {
-        if (!this.#learns(job, i)) continue
-        items.push({ key: w.keyFor(this.#noiseComparatorConfig), noiseShadow: null, learn: true, response: toWire(job.results[i]!.response!) })
+      const t = job.targets[i]!
+      if (t.kind === 'noise') {
+        if (!learns(job, t)) continue
+        items.push({ key: w.keyFor(this.#noiseComparatorConfig), noiseShadow: null, learn: true, response: toWire(t.result!.response!) })
         targets.push(i)
         inputs.push(null)
         continue
       }
-      const input = this.#input(job, i)
+      const input = this.#input(job, t)
       if (input === null) continue
       // The thread's copy of the noisy paths, recomputed per job (a handful of tracked paths).
-      if (this.#noiseEnabled) w.setNoisy(rt.name, this.noise.noisyPaths(rt.name))
-      items.push({ key: w.keyFor(rt.compare), noiseShadow: this.#noiseEnabled ? rt.name : null, learn: false, response: toWire(input.shadowResponse) })
+      if (this.#noiseEnabled) w.setNoisy(t.name, this.noise.noisyPaths(t.name))
+      items.push({ key: w.keyFor(t.compare), noiseShadow: this.#noiseEnabled ? t.name : null, learn: false, response: toWire(input.shadowResponse) })
       targets.push(i)
       inputs.push(input)
     }
@@ -265,16 +256,16 @@ export class CompareStage implements JobConsumer {
     const { job, targets, inputs } = ctx
     this.#pendingBytes -= job.bytes
     for (let k = 0; k < targets.length; k++) {
-      const rt = job.targets[targets[k]!]!
+      const t = job.targets[targets[k]!]!
       const res = results?.[k] ?? null
       const input = inputs[k]!
-      if (rt.internal) {
+      if (t.kind === 'noise') {
         if (res !== null && res.outcome !== 'unparseable') this.noise.recordNoise(res.differences)
         continue
       }
-      if (res === null) { this.#drop(rt.name, 'worker_failed'); continue }
+      if (res === null) { this.#drop(t.name, 'worker_failed'); continue }
       try {
-        this.#record(rt, input, res)
+        this.#record(t, input, res)
       } catch (err) {
         this.#log.error({ err, requestId: job.requestId }, 'comparison failed')
       }
@@ -282,11 +273,11 @@ export class CompareStage implements JobConsumer {
   }
 
 
-  #comparator (rt: ShadowRuntime): Comparator {
-    let c = this.#comparators.get(rt)
+  #comparator (t: CompareTarget): Comparator {
+    let c = this.#comparators.get(t.compare)
     if (c === undefined) {
-      c = new Comparator(rt.compare)
-      this.#comparators.set(rt, c)
+      c = new Comparator(t.compare)
+      this.#comparators.set(t.compare, c)
     }
     return c
   }
@@ -298,9 +289,9 @@ export class CompareStage implements JobConsumer {
     return r
   }
 
-  #record (rt: ShadowRuntime, input: CompareJob, res: CompareResult): void {
+  #record (t: CompareTarget, input: CompareJob, res: CompareResult): void {
     const m = this.#metrics
-    const shadow = rt.name
+    const shadow = t.name
     const r = this.#count(shadow, res.outcome)
     const delta = (input.shadowResponse.durationMs - input.primary.durationMs) / 1000
     m.latencyDelta.observe({ shadow }, delta)
@@ -332,7 +323,7 @@ export class CompareStage implements JobConsumer {
     if (res.outcome === 'mismatch') this.store.add(input, res)
   }
 
-  #learnNoise (job: MirrorJob, replay: NonNullable<MirrorJob['results'][number]>['response'] & object): void {
+  #learnNoise (job: JobRecord, replay: CapturedResponse): void {
     const res = this.#noiseComparator.compare({
       shadow: 'primary',
       requestId: job.requestId,
@@ -355,15 +346,20 @@ export class CompareStage implements JobConsumer {
 }
 
 /** Whether some target of the job is compared or learns noise (else only counting is left). */
-function needsComparison (job: MirrorJob): boolean {
-  for (const rt of job.targets) if (rt.internal || rt.compare.enabled) return true
+function needsComparison (job: JobRecord): boolean {
+  for (const t of job.targets) if (t.kind === 'noise' || t.compare.enabled) return true
   return false
 }
 
+/** Is `t` a noise replay with both responses to learn from? */
+function learns (job: JobRecord, t: CompareTarget): boolean {
+  return t.result !== undefined && t.result.response !== null && job.primary.response !== null
+}
+
 /** Bytes a queued job holds: the request body and every captured response body. */
-function jobBytes (job: MirrorJob): number {
+function jobBytes (job: JobRecord): number {
   let n = job.requestBody?.length ?? 0
   n += job.primary.response?.body.length ?? 0
-  for (const r of job.results) n += r?.response?.body.length ?? 0
+  for (const t of job.targets) n += t.result?.response?.body.length ?? 0
   return n
 }
