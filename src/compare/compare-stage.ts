@@ -48,15 +48,15 @@ export class CompareStage implements JobConsumer {
   readonly #limiter = new PathLimiter(100)
   /** Keyed by a target's compare settings object (one per shadow per config load). */
   #comparators = new WeakMap<CompareTarget['compare'], Comparator>()
-  #noiseComparator: Comparator
-  #noiseComparatorConfig: Config['compare']
-  #noiseEnabled: boolean
-  #maxPending: number
-  #maxPendingBytes: number
+  #noiseComparator!: Comparator
+  #noiseComparatorConfig!: Config['compare']
+  #noiseEnabled!: boolean
+  #maxPending!: number
+  #maxPendingBytes!: number
   #pendingBytes = 0
   #queue: JobRecord[] = []
   #scheduled = false
-  #workerMinBytes: number | null
+  #workerMinBytes!: number | null
   #worker: CompareWorker<Submitted> | null = null
 
   constructor (config: Config, metrics: Metrics, log: Logger) {
@@ -67,24 +67,25 @@ export class CompareStage implements JobConsumer {
       onSinkError: (err: Error) => log.warn({ err: err.message }, 'mismatch sink write failed')
     })
     this.noise = new NoiseTracker(config.compare.noise)
-    this.#noiseComparator = new Comparator(config.compare)
-    this.#noiseComparatorConfig = config.compare
-    this.#noiseEnabled = config.compare.noise.enabled
-    this.#maxPending = config.compare.maxPending
-    this.#maxPendingBytes = config.compare.maxPendingBytes
-    this.#workerMinBytes = config.compare.workerMinBytes
+    this.#apply(config)
   }
 
   /** Applies a reloaded config (the store and the noise statistics are kept). */
   reload (config: Config): void {
     this.#comparators = new WeakMap()
-    this.#noiseComparator = new Comparator(config.compare)
-    this.#noiseComparatorConfig = config.compare
-    this.#noiseEnabled = config.compare.noise.enabled
-    this.#maxPending = config.compare.maxPending
-    this.#maxPendingBytes = config.compare.maxPendingBytes
-    this.#workerMinBytes = config.compare.workerMinBytes
+    this.#apply(config)
     this.#worker?.forgetConfigs()
+  }
+
+  /** Takes the settings of `config` this stage reads per job. */
+  #apply (config: Config): void {
+    const c = config.compare
+    this.#noiseComparator = new Comparator(c)
+    this.#noiseComparatorConfig = c
+    this.#noiseEnabled = c.noise.enabled
+    this.#maxPending = c.maxPending
+    this.#maxPendingBytes = c.maxPendingBytes
+    this.#workerMinBytes = c.workerMinBytes
   }
 
   report (name: string): ShadowReport {
