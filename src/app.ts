@@ -77,7 +77,7 @@ export class Penumbra implements ProcessOps {
     this.selection = new PrimarySelection(config.primary, restored)
     this.runtime = new RuntimeState(this.backends, this.selection.status.backend)
     this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
-    this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends)
+    this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime)
     this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime)
     this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin.token)
   }
@@ -225,16 +225,15 @@ export class Penumbra implements ProcessOps {
   }
 
   describeShadows (): unknown[] {
-    return this.shadows.runtimes.map((rt) => rt.describe())
+    return this.runtime.snapshot.shadows.map((e) => e.target.describe(e))
   }
 
+  /** PATCH /shadows/:name: a new runtime snapshot; requests already planned keep the old state. */
   patchShadow (name: string, patch: ShadowPatch): unknown {
-    const rt = this.shadows.get(name)
-    if (rt === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no shadow named "${name}"`)
-    if (patch.sampleRate !== undefined) rt.sampleRate = patch.sampleRate
-    if (patch.enabled !== undefined) rt.enabled = patch.enabled
+    const e = this.runtime.patchShadow(name, patch)
+    if (e === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no shadow named "${name}"`)
     this.log.info({ shadow: name, patch }, 'shadow state changed')
-    return rt.describe()
+    return e.target.describe(e)
   }
 
   listMismatches (q: { shadow?: string, limit?: number }): unknown[] {
@@ -251,7 +250,7 @@ export class Penumbra implements ProcessOps {
 
   reportData (): ProcessReport {
     return {
-      shadows: this.shadows.runtimes.map((rt) => ({ name: rt.name, view: rt.view(), data: this.compare.report(rt.name).data() })),
+      shadows: this.runtime.snapshot.shadows.map((e) => ({ name: e.target.name, view: e.target.view(e), data: this.compare.report(e.target.name).data() })),
       pending: this.compare.pending,
       stored: this.compare.store.size
     }

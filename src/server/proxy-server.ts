@@ -109,7 +109,8 @@ export class ProxyServer implements ExchangeSink {
       return
     }
     // The one read of the runtime state for this request: a switch after this line does not move it.
-    const backend = this.#router.pick(req, this.#runtime.snapshot)
+    const snapshot = this.#runtime.snapshot
+    const backend = this.#router.pick(req, snapshot)
     h.backend = backend
     backend.inflight++
     h.headers = upstreamRequestHeaders(req, requestId, backend.cfg.preserveHost ? this.#headerOpts[1] : opts)
@@ -117,8 +118,8 @@ export class ProxyServer implements ExchangeSink {
     const small = hasBody && req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length']) <= BUFFER_BODY_LIMIT
     const method = req.method ?? 'GET'
     let body: NodeJS.ReadableStream | null = hasBody && !small ? req : null
-    if (this.#shadows.runtimes.length > 0 && method !== 'HEAD') {
-      const planned = this.#shadows.plan(req, requestId, h.headers, hasBody, small, backend)
+    if (snapshot.shadows.length > 0 && method !== 'HEAD') {
+      const planned = this.#shadows.plan(req, snapshot, requestId, h.headers, hasBody, small, backend)
       if (planned !== null) {
         h.tap = planned.job
         if (planned.body !== null) body = planned.body

@@ -29,7 +29,7 @@ export interface ShadowShared {
   counters: ShadowCounters
 }
 
-/** Runtime state that PATCH /shadows/:name changes without a restart. */
+/** Runtime state that PATCH /shadows/:name changes without a restart (kept in the runtime snapshot). */
 export interface ShadowState {
   sampleRate: number
   enabled: boolean
@@ -58,8 +58,6 @@ export class ShadowRuntime {
   readonly #metrics: Metrics
   readonly #redactedCfg: ShadowConfig
 
-  sampleRate: number
-  enabled: boolean
   /** In-flight count and counters, carried over reloads. */
   readonly shared: ShadowShared
   /** Lower-case names of `headers.set`: the client's values of these are replaced, not joined. */
@@ -77,8 +75,6 @@ export class ShadowRuntime {
     this.cfg = cfg
     this.compare = compare
     this.#metrics = metrics
-    this.sampleRate = cfg.sampleRate
-    this.enabled = cfg.enabled
     this.sampleBy = parseSampleBy(cfg.sampleBy)
     this.rewrite = new RequestRewrite(cfg.rewrite)
     this.#redactedCfg = structuredClone(cfg)
@@ -149,18 +145,18 @@ export class ShadowRuntime {
     if (this.kind === 'shadow') this.#metrics.shadowInflight.dec({ shadow: this.name })
   }
 
-  /** Runtime state and counters, as the report shows them. */
-  view (): { state: ShadowState, counters: ShadowCounters } {
-    return { state: { enabled: this.enabled, sampleRate: this.sampleRate }, counters: this.counters }
+  /** Runtime state (from the runtime snapshot) and counters, as the report shows them. */
+  view (state: ShadowState): { state: ShadowState, counters: ShadowCounters } {
+    return { state: { enabled: state.enabled, sampleRate: state.sampleRate }, counters: this.counters }
   }
 
-  /** Config, state and counters for `GET /shadows`. */
-  describe (): Record<string, unknown> {
+  /** Config, state (from the runtime snapshot) and counters for `GET /shadows`. */
+  describe (state: ShadowState): Record<string, unknown> {
     return {
       name: this.name,
       url: this.url,
       ...(this.cfg.backend !== undefined ? { backend: this.cfg.backend } : undefined),
-      state: { enabled: this.enabled, sampleRate: this.sampleRate, inflight: this.inflight },
+      state: { enabled: state.enabled, sampleRate: state.sampleRate, inflight: this.inflight },
       config: this.#redactedCfg,
       counters: this.counters
     }

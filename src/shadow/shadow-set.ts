@@ -12,6 +12,7 @@ import type { Backend } from '../upstream/backend.js'
 import type { BackendSet } from '../upstream/backend-set.js'
 import type { ShadowResult } from './shadow-call.js'
 import type { JobConsumer } from '../compare/job-record.js'
+import type { RuntimeSnapshot, RuntimeState } from '../runtime/runtime-state.js'
 
 
 /** How long a replaced shadow pool stays open after a reload, beyond the shadow's timeout. */
@@ -40,10 +41,13 @@ export class ShadowSet implements MirrorJobSink {
   readonly #calls = new LiveList<ShadowCall>()
   #idle: Array<() => void> = []
 
-  constructor (config: Config, metrics: Metrics, consumer: JobConsumer, backends: BackendSet) {
+  readonly #runtime: RuntimeState
+
+  constructor (config: Config, metrics: Metrics, consumer: JobConsumer, backends: BackendSet, runtime: RuntimeState) {
     this.#metrics = metrics
     this.#consumer = consumer
     this.#backends = backends
+    this.#runtime = runtime
     this.load(config)
   }
 
@@ -89,6 +93,7 @@ export class ShadowSet implements MirrorJobSink {
     this.#captureLimit = limit
     this.runtimes = next
     this.#byName = byName
+    this.#runtime.setShadows(next)
     // A replaced pool is closed once the requests planned before the reload had time to go out
     // (close() itself waits for those in flight).
     const retired = [...old.values()].filter((rt) => rt.ownsPool && !kept.has(rt))
@@ -108,8 +113,8 @@ export class ShadowSet implements MirrorJobSink {
    * body to forward to the primary (the client's stream, or a tee that copies it), or null when
    * no shadow wants the request.
    */
-  plan (req: IncomingMessage, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean, backend: Backend): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
-    const list = this.runtimes
+  plan (req: IncomingMessage, snapshot: RuntimeSnapshot, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean, backend: Backend): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
+    const list = snapshot.shadows
     if (list.length === 0) return null
     const method = req.method ?? 'GET'
     const url = req.url ?? '/'
@@ -120,9 +125,10 @@ export class ShadowSet implements MirrorJobSink {
     let targets: ShadowRuntime[] | null = null
     let bodyLimit = 0
     for (let i = 0; i < list.length; i++) {
-      const rt = list[i]!
+      const entry = list[i]!
+      const rt = entry.target
       if (!rt.matches(method, path)) { rt.skip('not_matched'); continue }
-      if (!rt.enabled) { rt.skip('disabled'); continue }
+      if (!entry.enabled) { rt.skip('disabled'); continue }
       let draw: number
       if (rt.sampleBy.kind === 'random') {
         if (u < 0) u = Math.random()
@@ -132,7 +138,7 @@ export class ShadowSet implements MirrorJobSink {
         if (key === undefined) continue // sticky mode: a request without the key is not mirrored
         draw = stickyUniform(this.#salt, key)
       }
-      if (draw >= rt.sampleRate) continue
+      if (draw >= entry.sampleRate) continue
       if (declared > rt.cfg.maxBodyBytes) { rt.skip('body_too_large'); continue }
       if (!rt.tryAcquire()) continue
       ;(targets ??= []).push(rt)
