@@ -79,7 +79,7 @@ export class Penumbra implements ProcessOps {
     this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
     this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime)
     this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime)
-    this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin.token)
+    this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin)
   }
 
   /** Listens on the proxy and admin ports; rejects (naming the port) when one is taken. */
@@ -124,7 +124,7 @@ export class Penumbra implements ProcessOps {
     this.metrics.setPrimaryBackend(after, this.backends.names)
     this.shadows.load(next)
     this.proxy.reload(next)
-    this.admin?.setToken(next.admin.token)
+    this.admin?.setAuth(next.admin)
     this.log.level = next.log.level
     this.config = { ...next, listen: this.config.listen, admin: { ...next.admin, host: this.config.admin.host, port: this.config.admin.port } }
     return notes

@@ -220,7 +220,7 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     const name = backend.primaryStatus.backend
     return probe.check(current.backends[name]!.url, name === 'primary' ? 'primary' : `primary backend "${name}"`)
   }, { statusPage: statusPageHtml, own, log })
-  const admin = config.admin.enabled ? new AdminServer(backend, log, config.admin.token) : null
+  const admin = config.admin.enabled ? new AdminServer(backend, log, config.admin) : null
   if (admin !== null) {
     try {
       await listenOn(admin.server, config.admin.host, config.admin.port, 'admin')
@@ -252,7 +252,7 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     current = { ...next, workers: config.workers }
     const note = backend.setConfig(current)
     if (note !== null) log.warn(note)
-    admin?.setToken(next.admin.token)
+    admin?.setAuth(next.admin)
     void backend.ask('reload', next).then((answers) => {
       const failed = answers.filter((a) => !a.ok).length
       if (failed > 0) log.error({ failed, workers: answers.length }, 'config reload did not reach every worker')

@@ -144,7 +144,9 @@ test('GET /config: effective config with admin.token redacted', { timeout: 10_00
   const secret = 'sup3r-s3cret-admin-token'
   const app = await startPenumbra({ primary: { url: up.url, timeoutMs: 1234 }, admin: { host: '127.0.0.1', port: 0, token: secret } })
   t.after(() => app.stop())
-  const c = await get(`${urls(app).admin}/config`)
+  assert.equal((await get(`${urls(app).admin}/config`)).status, 401, 'protectReads is on by default with a token')
+  const r = await request(`${urls(app).admin}/config`, { headers: { authorization: `Bearer ${secret}` } })
+  const c = { status: r.statusCode, text: await r.body.text() }
   assert.equal(c.status, 200)
   assert.ok(!c.text.includes(secret), 'token must not appear')
   // The legacy `primary: {url}` form shows as the backend named "primary" (the effective config).

@@ -189,7 +189,7 @@ test('PUT /primary: requireReady, unknown backend, bad body, idempotent repeat, 
   assert.equal(r502.statusCode, 502)
   assert.match(await r502.body.text(), /backend \\?"green\\?"/)
   assert.equal((await request(`${admin}/readyz`)).statusCode, 503)
-  const backends = await (await request(`${admin}/backends`)).body.json() as Array<{ name: string, roles: string[], reachable: { ready: boolean }, inflight: number }>
+  const backends = await (await request(`${admin}/backends`, { headers: auth })).body.json() as Array<{ name: string, roles: string[], reachable: { ready: boolean }, inflight: number }>
   assert.deepEqual(backends.map((b) => [b.name, b.roles, b.reachable.ready, b.inflight]), [['blue', [], true, 0], ['green', ['primary'], false, 0]])
 })
 

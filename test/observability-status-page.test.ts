@@ -306,3 +306,37 @@ describe('status page without a backend', { skip: CHROMIUM.skip, timeout: 60_000
     }
   })
 })
+
+// admin.protectReads (issue #15): with a token the page's HTML loads, asks for the token once,
+// keeps it in the tab's sessionStorage (never in the URL) and sends it with every read.
+describe('status page with an admin token', { skip: CHROMIUM.skip, timeout: 60_000 }, () => {
+  test('asks for the token, then shows the data; a reload does not ask again', async () => {
+    const { chromium } = await import('playwright-core')
+    const token = 'status-page-token-1'
+    const stack = await startStack({ adminToken: token })
+    const own = await chromium.launch({ executablePath: CHROMIUM.path(), args: CHROMIUM_ARGS, timeout: 30_000 })
+    try {
+      await sendTraffic(stack.proxyUrl, 5)
+      const page = await own.newPage()
+      page.setDefaultTimeout(10_000)
+      const sent: string[] = []
+      page.on('request', (r) => { sent.push(r.url()) })
+      await page.goto(`${stack.adminUrl}/`)
+      await page.waitForSelector('#auth:not([hidden])')
+      assert.match((await page.locator('#conn').textContent())!, /admin token needed/)
+      assert.equal(await page.locator('body[data-loaded="true"]').count(), 0, 'no data without the token')
+      await page.fill('#auth-token', token)
+      await page.click('#auth button')
+      await page.waitForSelector('body[data-loaded="true"]')
+      await page.waitForSelector('.shadow-card[data-shadow="v2"]')
+      assert.equal(await page.evaluate('sessionStorage.getItem("penumbra.adminToken")'), token)
+      assert.ok(sent.every((u) => !u.includes(token)), 'the token is never in a URL')
+      await page.reload()
+      await page.waitForSelector('body[data-loaded="true"]')
+      assert.equal(await page.locator('#auth:not([hidden])').count(), 0, 'not asked again in the same tab')
+    } finally {
+      await own.close()
+      await stack.stop()
+    }
+  })
+})

@@ -119,7 +119,7 @@ test('PATCH with an invalid body answers 400 and changes nothing; unknown shadow
   assert.equal(nf.json.error, 'PENUMBRA_NOT_FOUND')
 })
 
-test('admin token: PATCH without or with a wrong token → 401 (state unchanged), right token → 200; reads need none', async (t) => {
+test('admin token: PATCH without or with a wrong token → 401 (state unchanged), right token → 200; reads need it too, probes and /metrics do not', async (t) => {
   const token = 'sekrit-token-123'
   const r = await rig({ shadows: ([u]) => [{ name: 'tok', url: u }], extra: { admin: { host: '127.0.0.1', port: 0, token } } })
   t.after(() => r.close())
@@ -135,10 +135,19 @@ test('admin token: PATCH without or with a wrong token → 401 (state unchanged)
   const ok = await patch(r.admin, 'tok', '{"sampleRate": 0.25}', `Bearer ${token}`)
   assert.equal(ok.status, 200)
   assert.equal((await shadowView(r.app, 'tok')).state.sampleRate, 0.25)
-  for (const path of ['/shadows', '/shadows/tok', '/metrics', '/healthz']) {
+  for (const path of ['/metrics', '/healthz', '/readyz', '/']) {
     const res = await request(`${r.admin}${path}`)
     await res.body.text()
     assert.equal(res.statusCode, 200, `GET ${path} without a token`)
+  }
+  for (const path of ['/shadows', '/shadows/tok', '/config', '/report', '/mismatches', '/noise', '/backends', '/primary']) {
+    const res = await request(`${r.admin}${path}`)
+    const body = await res.body.json() as { error: string }
+    assert.equal(res.statusCode, 401, `GET ${path} without a token`)
+    assert.equal(body.error, 'PENUMBRA_UNAUTHORIZED')
+    const ok = await request(`${r.admin}${path}`, { headers: { authorization: `Bearer ${token}` } })
+    await ok.body.text()
+    assert.equal(ok.statusCode, 200, `GET ${path} with the token`)
   }
 })
 

@@ -31,28 +31,46 @@ const primarySwitchBody = z.strictObject({
 
 const MAX_ADMIN_BODY = 64 * 1024
 
+/** The `admin` keys that decide who may call what. */
+export interface AdminAuth {
+  token: string | null
+  /** Default: true when a token is set. */
+  protectReads?: boolean
+  protectMetrics: boolean
+}
+
+/** Always open: orchestrators probe these without credentials. */
+const PROBES = new Set(['/healthz', '/readyz'])
+
 /**
- * The admin listener, on its own port (default 127.0.0.1:9901). Reads are open; mutations need
- * `Authorization: Bearer <admin.token>` when a token is set.
+ * The admin listener, on its own port (default 127.0.0.1:9901). With `admin.token` set,
+ * mutations need `Authorization: Bearer <token>`, and so do reads (`admin.protectReads`, on by
+ * default with a token) except the probes, `/metrics` (unless `admin.protectMetrics`) and the
+ * status page's HTML shell, which holds no data (its scripts send the token for every read).
  */
 export class AdminServer {
   readonly server: Server
   readonly #backend: AdminBackend
   readonly #log: Logger
-  #token: Buffer | null
+  #token: Buffer | null = null
+  #protectReads = false
+  #protectMetrics = false
   #stopping = false
 
-  constructor (backend: AdminBackend, log: Logger, token: string | null) {
+  constructor (backend: AdminBackend, log: Logger, auth: AdminAuth) {
     this.#backend = backend
     this.#log = log
-    this.#token = token === null ? null : digest(token)
+    this.setAuth(auth)
     this.server = createServer({ requestTimeout: 30_000 }, (req, res) => {
       this.#route(req, res).catch((err: unknown) => this.#fail(res, err))
     })
   }
 
-  setToken (token: string | null): void {
-    this.#token = token === null ? null : digest(token)
+  /** Applies the token and protection switches (at start and on reload). */
+  setAuth (auth: AdminAuth): void {
+    this.#token = auth.token === null ? null : digest(auth.token)
+    this.#protectReads = auth.token !== null && (auth.protectReads ?? true)
+    this.#protectMetrics = auth.token !== null && auth.protectMetrics
   }
 
   /** From now on /readyz answers 503 (shutdown has begun). */
@@ -67,6 +85,7 @@ export class AdminServer {
     const b = this.#backend
 
     if (method === 'GET' || method === 'HEAD') {
+      if (this.#readNeedsToken(path)) this.#authorize(req)
       switch (path) {
         case '/metrics': {
           const m = await b.metrics()
@@ -133,6 +152,11 @@ export class AdminServer {
       return json(res, 200, await b.patchShadow(name, patch))
     }
     throw new PenumbraError('PENUMBRA_NOT_FOUND', `no admin endpoint ${method} ${path}`)
+  }
+
+  #readNeedsToken (path: string): boolean {
+    if (path === '/metrics') return this.#protectMetrics
+    return this.#protectReads && !PROBES.has(path) && path !== '/'
   }
 
   #authorize (req: IncomingMessage): void {

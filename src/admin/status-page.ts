@@ -142,14 +142,39 @@ const JS = String.raw`
     return isNaN(d.getTime()) ? String(iso || '') : d.toLocaleTimeString();
   }
 
+  // --- Admin token (admin.protectReads): asked once, kept in this tab's sessionStorage, sent as a
+  // bearer header; never put in a URL (it would land in history and access logs).
+  var TOKEN_KEY = 'penumbra.adminToken';
+  var memToken = null;
+  function savedToken() { try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; } }
+  function askToken(message) {
+    $('auth').hidden = false;
+    $('auth-msg').textContent = message;
+    $('auth-token').focus();
+  }
+  $('auth').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var v = $('auth-token').value.trim();
+    if (!v) return;
+    try { sessionStorage.setItem(TOKEN_KEY, v); } catch (err) { /* private mode: kept for this page only */ }
+    memToken = v;
+    $('auth-token').value = '';
+    $('auth').hidden = true;
+    refresh();
+  });
+
   function getJson(url) {
     var ctl = typeof AbortController === 'function' ? new AbortController() : null;
     var timer = ctl ? setTimeout(function () { ctl.abort(); }, 8000) : null;
-    return fetch(BASE + url, { cache: 'no-store', headers: { accept: 'application/json' }, signal: ctl ? ctl.signal : undefined })
+    var headers = { accept: 'application/json' };
+    var tok = savedToken() || memToken;
+    if (tok) headers.authorization = 'Bearer ' + tok;
+    return fetch(BASE + url, { cache: 'no-store', headers: headers, signal: ctl ? ctl.signal : undefined })
       .then(function (res) {
         return res.text().then(function (text) {
           var body = null;
           try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+          if (res.status === 401) askToken(tok ? 'That token was refused: enter the admin token.' : 'This penumbra needs its admin token to show data.');
           if (!res.ok) {
             var msg = body && body.message ? body.message : ('HTTP ' + res.status);
             var err = new Error(msg); err.status = res.status; throw err;
@@ -466,7 +491,8 @@ const JS = String.raw`
       $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
       document.body.setAttribute('data-loaded', 'true');
     }).catch(function (err) {
-      var conn = $('conn'); conn.className = 'conn error'; conn.textContent = 'cannot reach penumbra (' + (err && err.message) + '), retrying';
+      var conn = $('conn'); conn.className = 'conn error';
+      conn.textContent = err && err.status === 401 ? 'admin token needed' : 'cannot reach penumbra (' + (err && err.message) + '), retrying';
     });
   }
 
@@ -498,6 +524,7 @@ const HTML = `<!doctype html>
 <header>
   <h1>penumbra</h1><span id="version" class="muted"></span>
   <span id="updated" class="muted">loading…</span><span id="conn" class="conn" role="status"></span>
+  <form id="auth" hidden><label>admin token <input id="auth-token" type="password" autocomplete="current-password" aria-describedby="auth-msg"></label> <button type="submit">Show data</button> <span id="auth-msg" class="muted"></span></form>
   <nav><a id="link-report" href="report">report</a><a id="link-shadows" href="shadows">shadows</a><a id="link-mismatches" href="mismatches">mismatches</a><a id="link-noise" href="noise">noise</a><a id="link-metrics" href="metrics">metrics</a></nav>
 </header>
 <main>

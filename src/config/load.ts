@@ -25,7 +25,7 @@ function formatPath (path: ReadonlyArray<PropertyKey>): string {
 /** Validates a parsed document; throws ConfigError listing every problem with its key path. */
 export function validateConfig (doc: unknown): Config {
   const result = configSchema.safeParse(doc ?? {})
-  if (result.success) return result.data
+  if (result.success) return resolveAdminToken(result.data, process.env)
   const problems: string[] = []
   for (const issue of result.error.issues) {
     if (issue.code === 'unrecognized_keys') {
@@ -37,6 +37,28 @@ export function validateConfig (doc: unknown): Config {
     problems.push(`${formatPath(issue.path)}: ${message}`)
   }
   throw new ConfigError(problems)
+}
+
+/**
+ * The admin token from its sources, strongest first: the environment variable
+ * PENUMBRA_ADMIN_TOKEN, `admin.tokenFile` (a mounted Secret), `admin.token`. A token file that
+ * cannot be read, or holds fewer than 8 characters, is a config error naming the key.
+ */
+export function resolveAdminToken (cfg: Config, env: NodeJS.ProcessEnv): Config {
+  const fromEnv = env.PENUMBRA_ADMIN_TOKEN
+  let token = cfg.admin.token
+  if (fromEnv !== undefined && fromEnv !== '') {
+    token = fromEnv.trim()
+    if (token.length < 8) throw new ConfigError(['PENUMBRA_ADMIN_TOKEN: must be at least 8 characters'])
+  } else if (cfg.admin.tokenFile !== null) {
+    try {
+      token = readFileSync(cfg.admin.tokenFile, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError([`admin.tokenFile: cannot read ${cfg.admin.tokenFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`])
+    }
+    if (token.length < 8) throw new ConfigError([`admin.tokenFile: ${cfg.admin.tokenFile} must hold a token of at least 8 characters`])
+  }
+  return token === cfg.admin.token ? cfg : { ...cfg, admin: { ...cfg.admin, token } }
 }
 
 /** Parses YAML or JSON text (by extension; YAML otherwise, which also accepts JSON). */

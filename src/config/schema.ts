@@ -207,7 +207,16 @@ export const configSchema = z.strictObject({
     enabled: z.boolean().default(true),
     host: host.default('127.0.0.1'),
     port: port.default(9901),
-    token: z.string().min(8, 'must be at least 8 characters').nullable().default(null)
+    token: z.string().min(8, 'must be at least 8 characters').nullable().default(null),
+    /**
+     * A file whose content (trimmed) is the token: a mounted Kubernetes Secret. Read at load and
+     * at every reload. The environment variable PENUMBRA_ADMIN_TOKEN, when set, wins over both.
+     */
+    tokenFile: z.string().min(1).nullable().default(null),
+    /** With a token: every admin endpoint but /healthz, /readyz and /metrics needs it (default: true when a token is set). */
+    protectReads: z.boolean().optional(),
+    /** With a token: /metrics needs it too (for scrapers that send a bearer token). */
+    protectMetrics: z.boolean().default(false)
   }).prefault({}),
   /** Named model servers (issue #14). The legacy `primary: {url, …}` form adds one named `primary`. */
   backends: z.record(backendName, backend).default({}),
@@ -269,6 +278,9 @@ export const configSchema = z.strictObject({
   if (cfg.listen.requestTimeoutMs > 0 && cfg.listen.headersTimeoutMs > cfg.listen.requestTimeoutMs) {
     ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
   }
+  if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
+    ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: 'give admin.token or admin.tokenFile, not both' })
+  }
   if (cfg.admin.enabled && cfg.admin.port !== 0 && cfg.admin.port === cfg.listen.port && cfg.admin.host === cfg.listen.host) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port' })
   }
@@ -298,6 +310,9 @@ export function configWarnings (cfg: Config): string[] {
     if (other !== undefined) out.push(`backends.${name}: same origin as backends.${other} (${origin}): one server under two names`)
     else byOrigin.set(origin, name)
   }
+  const a = cfg.admin
+  if (a.token === null && (a.protectReads === true || a.protectMetrics)) out.push('admin.protectReads/protectMetrics: no admin.token is set, so nothing is protected')
+  if (a.enabled && a.token === null && !isLoopback(a.host)) out.push(`admin.host: ${a.host} is reachable from other machines and no admin.token is set: anyone who reaches it can switch the primary and read stored requests`)
   return out
 }
 
@@ -308,3 +323,8 @@ export type BackendConfig = Config['backends'][string]
 export type CompareConfig = z.output<typeof compareSchema>
 export type CompareOverride = NonNullable<ShadowConfig['compare']>
 export type CompareFormat = (typeof compareFormats)[number]
+
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches. */
+function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}

@@ -234,7 +234,7 @@ export interface Stack {
  * adds markup to some answers; `dead` points at a closed port) and penumbra in-process, everything
  * on 127.0.0.1 port 0, log level silent.
  */
-export async function startStack (opts: { shadows?: Array<{ name: string, server: 'demo' | 'hostile' | 'dead', disagreeRate?: number }> } = {}): Promise<Stack> {
+export async function startStack (opts: { shadows?: Array<{ name: string, server: 'demo' | 'hostile' | 'dead', disagreeRate?: number }>, adminToken?: string } = {}): Promise<Stack> {
   const specs = opts.shadows ?? [{ name: 'v2', server: 'demo' as const, disagreeRate: 0.3 }]
   const started: Server[] = []
   try {
@@ -261,7 +261,7 @@ export async function startStack (opts: { shadows?: Array<{ name: string, server
     }
     const config = validateConfig({
       listen: { host: '127.0.0.1', port: 0 },
-      admin: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0, token: opts.adminToken ?? null },
       primary: { url: `http://127.0.0.1:${portOf(primary)}` },
       shadows: shadowConfigs,
       compare: {

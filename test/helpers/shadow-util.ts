@@ -89,8 +89,10 @@ export interface ShadowView {
   counters: { mirrored: number, ok: number, error: number, timeout: number, skipped: Record<string, number> }
 }
 
+/** GET /shadows/:name (with the app's admin token, when it has one: reads need it then). */
 export async function shadowView (app: Penumbra, name: string): Promise<ShadowView> {
-  const res = await request(`${urls(app).admin}/shadows/${name}`)
+  const token = app.config.admin.token
+  const res = await request(`${urls(app).admin}/shadows/${name}`, { headers: token === null ? {} : { authorization: `Bearer ${token}` } })
   return await res.body.json() as ShadowView
 }
 
