@@ -19,7 +19,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY config ./config
 COPY config/example.yaml /etc/penumbra/penumbra.yaml
-USER node
+# A numeric UID:GID (the image's `node` user, 1000:1000): kubelet can only verify
+# `runAsNonRoot: true` against a number, and refuses to start a container whose USER is a name.
+USER 1000:1000
 EXPOSE 8080 9901
 # /healthz answers 200 while the process serves. The admin port must be reachable from inside
 # the container (admin.host 127.0.0.1 is fine: the probe runs in the same network namespace).
