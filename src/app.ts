@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import type { Config } from './config/schema.js'
-import { redactConfig } from './config/load.js'
+import { redactConfig, resolveAdminToken } from './config/load.js'
 import { Metrics } from './metrics/metrics.js'
 import { createLogger, type Logger } from './log/logger.js'
 import { ProxyServer, listenOn } from './server/proxy-server.js'
@@ -68,6 +68,8 @@ export class Penumbra implements ProcessOps {
   #stopped: Promise<void> | null = null
 
   constructor (config: Config, opts: PenumbraOptions = {}) {
+    // The token from PENUMBRA_ADMIN_TOKEN or admin.tokenFile (already done when loaded from a file).
+    config = resolveAdminToken(config, process.env)
     this.config = config
     this.log = opts.logger ?? createLogger({ level: config.log.level, redact: config.log.redact })
     this.metrics = opts.metrics ?? new Metrics({ version: VERSION })
@@ -109,6 +111,7 @@ export class Penumbra implements ProcessOps {
    * upstream, log level, admin token. Listener addresses need a restart and are kept.
    */
   reload (next: Config): string[] {
+    next = resolveAdminToken(next, process.env)
     const notes: string[] = []
     if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) notes.push('listen: address changes need a restart; kept the old one')
     if (next.admin.host !== this.config.admin.host || next.admin.port !== this.config.admin.port) notes.push('admin: address changes need a restart; kept the old one')

@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { request as httpRequest } from 'node:http'
 import { request } from 'undici'
 import { startUpstream, startPenumbra, urls, waitFor } from './helpers/servers.js'
 import { closedPortUrl, httpServer } from './helpers/proxy-util.js'
@@ -201,4 +202,45 @@ test('unknown admin path (and method) → 404 JSON', { timeout: 10_000 }, async 
   const viaProxy = await request(`${urls(app).proxy}/metrics`); await viaProxy.body.arrayBuffer()
   assert.equal(up.seen.length, 1)
   assert.equal(up.seen[0]!.url, '/metrics')
+})
+
+test('a client abort after the response head went out counts as code 499, not 200', { timeout: 10_000 }, async (t) => {
+  let release: (() => void) | null = null
+  const up = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    res.write('first part ')
+    release = () => res.end('rest')
+  })
+  const app = await startPenumbra({ primary: { url: up.url } })
+  t.after(async () => { release?.(); await app.stop(); await up.close() })
+  const { proxy, admin } = urls(app)
+  await new Promise<void>((resolve, reject) => {
+    const req = httpRequest(`${proxy}/stream`, (res) => {
+      assert.equal(res.statusCode, 200)
+      res.once('data', () => { req.destroy(); resolve() })
+    })
+    req.on('error', (err) => { if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(err) })
+    req.end()
+  })
+  await waitFor(async () => sample((await get(`${admin}/metrics`)).text, 'penumbra_requests_total', { method: 'GET', code: '499' }) === 1, 5000, 'the 499')
+  const text = (await get(`${admin}/metrics`)).text
+  assert.equal(sample(text, 'penumbra_requests_total', { method: 'GET', code: '200' }), undefined)
+  assert.equal(sample(text, 'penumbra_backend_requests_total', { backend: 'primary', code: '499' }), 1)
+})
+
+test('error, drop, reload and noise counters have their series at 0 before the first event', { timeout: 10_000 }, async (t) => {
+  const up = await startUpstream()
+  const app = await startPenumbra({ primary: { url: up.url }, shadows: [{ name: 'v2', url: up.url }] })
+  t.after(async () => { await app.stop(); await up.close() })
+  const text = (await get(`${urls(app).admin}/metrics`)).text
+  for (const upstream of ['primary', 'v2']) {
+    for (const reason of ['refused', 'reset', 'timeout', 'dns', 'bad_response', 'aborted', 'bad_request', 'other']) {
+      assert.equal(sample(text, 'penumbra_upstream_errors_total', { upstream, reason }), 0, `${upstream} ${reason}`)
+    }
+  }
+  for (const reason of ['queue_full', 'primary_error', 'disabled', 'worker_failed']) assert.equal(sample(text, 'penumbra_comparisons_dropped_total', { shadow: 'v2', reason }), 0, reason)
+  for (const result of ['ok', 'invalid']) assert.equal(sample(text, 'penumbra_config_reloads_total', { result }), 0, result)
+  for (const outcome of ['ok', 'error', 'timeout', 'skipped']) assert.equal(sample(text, 'penumbra_noise_requests_total', { outcome }), 0, outcome)
+  assert.equal(sample(text, 'penumbra_shadow_skipped_total', { shadow: 'v2', reason: 'rewrite_failed' }), 0)
+  assert.equal(sample(text, 'penumbra_comparisons_total', { shadow: 'v2', outcome: 'unsupported' }), 0)
 })

@@ -10,6 +10,7 @@ import { ConfigError, validateConfig } from '../src/index.js'
 import { configWarnings } from '../src/config/schema.js'
 import { resolveAdminToken } from '../src/config/load.js'
 import { startPenumbra, startUpstream, urls } from './helpers/servers.js'
+import { runCli, tempDir, writeFile } from './helpers/proxy-util.js'
 
 const P = { url: 'http://127.0.0.1:9001' }
 
@@ -60,14 +61,15 @@ test('admin.tokenFile (a mounted Secret) and PENUMBRA_ADMIN_TOKEN; bad files nam
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'token')
   writeFileSync(file, 'from-the-secret-file\n')
-  assert.equal(validateConfig({ primary: P, admin: { tokenFile: file } }).admin.token, 'from-the-secret-file', 'trimmed')
+  assert.equal(validateConfig({ primary: P, admin: { tokenFile: file } }).admin.token, null, 'validation does no I/O')
+  assert.equal(resolveAdminToken(validateConfig({ primary: P, admin: { tokenFile: file } }), {}).admin.token, 'from-the-secret-file', 'trimmed')
   const parsed = validateConfig({ primary: P, admin: { token: 'from-the-config' } })
   assert.equal(resolveAdminToken(parsed, { PENUMBRA_ADMIN_TOKEN: 'from-the-environment' }).admin.token, 'from-the-environment', 'the environment wins')
   assert.equal(resolveAdminToken(parsed, { PENUMBRA_ADMIN_TOKEN: '' }).admin.token, 'from-the-config', 'an empty variable is unset')
   assert.deepEqual(problems(() => resolveAdminToken(parsed, { PENUMBRA_ADMIN_TOKEN: 'short' })), ['PENUMBRA_ADMIN_TOKEN: must be at least 8 characters'])
-  assert.match(problems(() => validateConfig({ primary: P, admin: { tokenFile: join(dir, 'missing') } }))[0]!, /^admin\.tokenFile: cannot read .*ENOENT/)
+  assert.match(problems(() => resolveAdminToken(validateConfig({ primary: P, admin: { tokenFile: join(dir, 'missing') } }), {}))[0]!, /^admin\.tokenFile: cannot read .*ENOENT/)
   writeFileSync(join(dir, 'short'), 'abc')
-  assert.match(problems(() => validateConfig({ primary: P, admin: { tokenFile: join(dir, 'short') } }))[0]!, /^admin\.tokenFile: .* at least 8 characters/)
+  assert.match(problems(() => resolveAdminToken(validateConfig({ primary: P, admin: { tokenFile: join(dir, 'short') } }), {}))[0]!, /^admin\.tokenFile: .* at least 8 characters/)
   assert.deepEqual(problems(() => validateConfig({ primary: P, admin: { token: 'a-long-token', tokenFile: file } })), ['admin.tokenFile: give admin.token or admin.tokenFile, not both'])
   // The file's token protects the listener like admin.token does.
   const up = await startUpstream()
@@ -75,4 +77,12 @@ test('admin.tokenFile (a mounted Secret) and PENUMBRA_ADMIN_TOKEN; bad files nam
   t.after(async () => { await app.stop(); await up.close() })
   assert.equal(await status(`${urls(app).admin}/report`), 401)
   assert.equal(await status(`${urls(app).admin}/report`, 'from-the-secret-file'), 200)
+})
+
+test('the CLI: an unreadable admin.tokenFile exits 2 naming the key, before listening', { timeout: 20_000 }, async (t) => {
+  const dir = tempDir(t)
+  const cfg = writeFile(dir, 'c.yaml', 'primary: { url: "http://127.0.0.1:9001" }\nadmin: { tokenFile: /nonexistent/penumbra-token }\n')
+  const r = await runCli(['--config', cfg, '--check'])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /admin\.tokenFile: cannot read \/nonexistent\/penumbra-token/)
 })

@@ -102,14 +102,21 @@ test('rewrites: path regex and JSON pointer sets on the shadow copy only; Conten
   assert.notEqual(s.body.length, p.body.length)
 })
 
-test('rewrite.json leaves a non-JSON body unchanged', async (t) => {
+test('rewrite.json on a body it cannot rewrite skips the copy (rewrite_failed) instead of sending the production body', async (t) => {
   const r = await rig({ shadows: ([u]) => [{ name: 'cand', url: u, rewrite: { json: { '/model': 'x' } } }] })
   t.after(() => r.close())
-  const body = 'not json {'
-  await call(r.agent, `${r.proxy}/p`, { body, headers: { 'content-type': 'text/plain' } })
+  for (const body of ['not json {', '"a JSON string"']) {
+    const got = await call(r.agent, `${r.proxy}/p`, { body, headers: { 'content-type': 'text/plain' } })
+    assert.equal(got.status, 200, 'the client is answered as usual')
+  }
+  // Barrier: a rewritable request after them; the shadow's first request must be this one.
+  await call(r.agent, `${r.proxy}/p`, { body: '{"model":"prod"}', headers: { 'content-type': 'application/json' } })
   await waitFor(() => r.shadows[0]!.seen.length === 1, 5000, 'the shadow request')
-  assert.equal(r.shadows[0]!.seen[0]!.body.toString(), body)
-  assert.equal(r.shadows[0]!.seen[0]!.headers['content-length'], String(body.length))
+  assert.deepEqual(JSON.parse(r.shadows[0]!.seen[0]!.body.toString()), { model: 'x' })
+  assert.equal(r.primary.seen.length, 3)
+  const text = await scrape(r.app)
+  assert.equal(metricValue(text, 'penumbra_shadow_skipped_total', { shadow: 'cand', reason: 'rewrite_failed' }), 2)
+  assert.equal((await shadowView(r.app, 'cand')).counters.skipped.rewrite_failed, 2)
 })
 
 test('headers.set adds headers and headers.remove removes them, on the shadow copy only', async (t) => {

@@ -1,5 +1,6 @@
 import { LatencyHistogram } from '../stats/latency-histogram.js'
 import { wilson } from '../stats/wilson.js'
+import { COMPARISON_OUTCOMES } from '../metrics/metrics.js'
 import type { ShadowCounters, ShadowState } from '../shadow/shadow-runtime.js'
 
 /** What the report shows of a shadow's runtime state and request counters. */
@@ -20,7 +21,7 @@ export interface ShadowReportData {
 }
 
 /** Comparison outcomes (`penumbra_comparisons_total{outcome}`). */
-export type ComparisonOutcome = 'match' | 'mismatch' | 'shadow_error' | 'shadow_timeout' | 'unparseable'
+export type ComparisonOutcome = typeof COMPARISON_OUTCOMES[number]
 
 const MAX_TOP_PATHS = 100
 
@@ -30,7 +31,7 @@ const MAX_TOP_PATHS = 100
  * mirrored requests. Survives config reloads (kept by shadow name).
  */
 export class ShadowReport {
-  readonly outcomes: Record<ComparisonOutcome, number> = { match: 0, mismatch: 0, shadow_error: 0, shadow_timeout: 0, unparseable: 0 }
+  readonly outcomes = Object.fromEntries(COMPARISON_OUTCOMES.map((o) => [o, 0])) as Record<ComparisonOutcome, number>
   readonly dropped: Record<string, number> = {}
   instancesCompared = 0
   instanceDisagreements = 0
@@ -83,7 +84,7 @@ export class ShadowReport {
       mirrored: rt?.counters.mirrored ?? 0,
       requests: rt === undefined ? null : { ok: rt.counters.ok, error: rt.counters.error, timeout: rt.counters.timeout },
       skipped: rt?.counters.skipped ?? null,
-      comparisons: { ...o, total: compared + o.shadow_error + o.shadow_timeout + o.unparseable },
+      comparisons: { ...o, total: compared + o.shadow_error + o.shadow_timeout + o.unparseable + o.unsupported },
       comparisonsDropped: this.dropped,
       disagreement: {
         requests: { disagreements: o.mismatch, compared, ...wilson(o.mismatch, compared) },

@@ -25,7 +25,7 @@ function formatPath (path: ReadonlyArray<PropertyKey>): string {
 /** Validates a parsed document; throws ConfigError listing every problem with its key path. */
 export function validateConfig (doc: unknown): Config {
   const result = configSchema.safeParse(doc ?? {})
-  if (result.success) return resolveAdminToken(result.data, process.env)
+  if (result.success) return result.data
   const problems: string[] = []
   for (const issue of result.error.issues) {
     if (issue.code === 'unrecognized_keys') {
@@ -42,7 +42,9 @@ export function validateConfig (doc: unknown): Config {
 /**
  * The admin token from its sources, strongest first: the environment variable
  * PENUMBRA_ADMIN_TOKEN, `admin.tokenFile` (a mounted Secret), `admin.token`. A token file that
- * cannot be read, or holds fewer than 8 characters, is a config error naming the key.
+ * cannot be read, or holds fewer than 8 characters, is a config error naming the key. Applied by
+ * {@link loadConfigFile} and by an embedded Penumbra; validateConfig stays free of I/O, so a config
+ * can be validated away from the machine that holds its Secret.
  */
 export function resolveAdminToken (cfg: Config, env: NodeJS.ProcessEnv): Config {
   const fromEnv = env.PENUMBRA_ADMIN_TOKEN
@@ -88,7 +90,7 @@ export function loadConfigFile (file: string): Config {
     const code = (err as NodeJS.ErrnoException).code
     throw new ConfigError([`${file}: cannot read config file (${code === 'ENOENT' ? 'no such file' : code ?? (err as Error).message})`])
   }
-  return validateConfig(parseConfigText(text, file))
+  return resolveAdminToken(validateConfig(parseConfigText(text, file)), process.env)
 }
 
 /** The effective config with secrets replaced, for `GET /config` and `--check`. */

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { UPSTREAM_ERROR_REASONS } from '../upstream/upstream-error.js'
 
 // Every metric penumbra exports is defined here: the names and labels are the public contract of
 // issues #2, #3 and #4 (README "Metrics reference"). Label values come from config (shadow names)
@@ -14,6 +15,13 @@ export const SCORE_DELTA_BUCKETS = [0, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.1, 
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'])
 
+/** Reasons of `penumbra_shadow_skipped_total`. */
+export const SKIP_REASONS = ['concurrency', 'body_too_large', 'not_matched', 'disabled', 'response_too_large', 'rewrite_failed'] as const
+/** Outcomes of `penumbra_comparisons_total`. */
+export const COMPARISON_OUTCOMES = ['match', 'mismatch', 'shadow_error', 'shadow_timeout', 'unparseable', 'unsupported'] as const
+/** Reasons of `penumbra_comparisons_dropped_total`. */
+export const DROP_REASONS = ['queue_full', 'primary_error', 'disabled', 'worker_failed'] as const
+
 /** Request methods outside the standard set share one label value, keeping cardinality bounded. */
 export function methodLabel (method: string): string {
   return KNOWN_METHODS.has(method) ? method : 'OTHER'
@@ -25,7 +33,9 @@ export function methodLabel (method: string): string {
  * are left out of the aggregated /metrics (`aggregator: 'omit'`; a single process ignores it).
  */
 export function configReloadsCounter (registers: Registry[]): Counter<'result'> {
-  return new Counter({ name: 'penumbra_config_reloads_total', help: 'Config reloads (SIGHUP) by result (ok, invalid).', labelNames: ['result'], aggregator: 'omit', registers })
+  const c = new Counter({ name: 'penumbra_config_reloads_total', help: 'Config reloads (SIGHUP) by result (ok, invalid).', labelNames: ['result'], aggregator: 'omit', registers })
+  for (const result of ['ok', 'invalid']) c.inc({ result }, 0)
+  return c
 }
 
 /**
@@ -98,19 +108,30 @@ export class Metrics {
     this.configReloads = configReloadsCounter(r)
     this.buildInfo = new Gauge({ name: 'penumbra_build_info', help: 'Constant 1, labelled with the penumbra and Node.js versions.', labelNames: ['version', 'node'], aggregator: 'first', registers: r })
     this.buildInfo.set({ version: opts.version, node: process.version }, 1)
+    for (const outcome of ['ok', 'error', 'timeout', 'skipped']) this.noiseRequests.inc({ outcome }, 0)
   }
 
   /** The active primary: its gauge series 1, every other backend's 0 (stale names are removed). */
   setPrimaryBackend (active: string, backends: string[]): void {
     this.primaryBackend.reset()
-    for (const b of backends) this.primaryBackend.set({ backend: b }, b === active ? 1 : 0)
+    for (const b of backends) {
+      this.primaryBackend.set({ backend: b }, b === active ? 1 : 0)
+      this.#initUpstream(b)
+    }
+  }
+
+  /** Error series of an upstream (a backend or a shadow) at 0, so dashboards show 0, not "No data". */
+  #initUpstream (upstream: string): void {
+    for (const reason of UPSTREAM_ERROR_REASONS) this.upstreamErrors.inc({ upstream, reason }, 0)
   }
 
   /** Creates the series of a shadow up front, so rates are 0 rather than absent before traffic. */
   initShadow (shadow: string): void {
     for (const outcome of ['ok', 'error', 'timeout']) this.shadowRequests.inc({ shadow, outcome }, 0)
-    for (const reason of ['concurrency', 'body_too_large', 'not_matched', 'disabled', 'response_too_large']) this.shadowSkipped.inc({ shadow, reason }, 0)
-    for (const outcome of ['match', 'mismatch', 'shadow_error', 'shadow_timeout', 'unparseable']) this.comparisons.inc({ shadow, outcome }, 0)
+    for (const reason of SKIP_REASONS) this.shadowSkipped.inc({ shadow, reason }, 0)
+    for (const outcome of COMPARISON_OUTCOMES) this.comparisons.inc({ shadow, outcome }, 0)
+    for (const reason of DROP_REASONS) this.comparisonsDropped.inc({ shadow, reason }, 0)
+    this.#initUpstream(shadow)
     this.instancesCompared.inc({ shadow }, 0)
     this.instanceDisagreements.inc({ shadow }, 0)
     // inc by 0, not set(0): a reload must not reset the gauge under calls still in flight.

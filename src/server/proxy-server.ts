@@ -169,7 +169,9 @@ export class ProxyServer implements ExchangeSink {
     const m = this.#metrics
     m.inflight.dec()
     const seconds = (performance.now() - h.start) / 1000
-    const status = h.errorReason === 'aborted' && !h.res.headersSent ? 499 : (h.status === 0 ? 499 : h.status)
+    // 499 (nginx's "client closed request") for every client abort before the response was
+    // complete, also after the head went out: counting those as 200 hides clients that give up.
+    const status = h.status === 0 || (h.errorReason === 'aborted' && !h.res.writableFinished) ? 499 : h.status
     m.requests.inc({ method: methodLabel(h.req.method ?? 'GET'), code: String(status) })
     m.requestDuration.observe(seconds)
     const backend = h.backend

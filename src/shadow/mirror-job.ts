@@ -110,8 +110,17 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
         this.#drop(i)
         continue
       }
+      let copy = body
+      if (body !== null && rt.rewrite.rewritesBody) {
+        copy = rt.rewrite.body(body)
+        if (copy === null) {
+          rt.skip('rewrite_failed')
+          this.#drop(i)
+          continue
+        }
+      }
       try {
-        this.#send(i, rt, body)
+        this.#send(i, rt, copy)
       } catch {
         // Whatever goes wrong preparing one shadow's copy stays with that shadow.
         if (this.#calls[i] === null) this.#drop(i)
@@ -132,7 +141,6 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
   #send (i: number, rt: ShadowRuntime, body: Buffer | null): void {
     const headers: string[] = []
     const src = this.#upstreamHeaders
-    const rewriteBody = rt.rewrite.rewritesBody && body !== null
     for (let k = 0; k < src.length; k += 2) {
       const lower = src[k]!.toLowerCase()
       // The shadow's Host is its own (undici sets it from the pool origin); undici frames the
@@ -150,7 +158,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
       method: this.method as Dispatcher.HttpMethod,
       path: rt.rewrite.path(this.url),
       headers,
-      body: rewriteBody ? rt.rewrite.body(body) : body,
+      body,
       // The call's own deadline (ShadowCall) bounds the whole exchange, so undici's per-phase
       // timers are off: each would be a FastTimer that stays in undici's timer list for up to
       // 500 ms after it is cleared, surviving young-generation GCs (measured: one per request).

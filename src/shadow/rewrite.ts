@@ -29,19 +29,20 @@ export class RequestRewrite {
   }
 
   /**
-   * The body with the JSON sets applied; the body unchanged when it is not a JSON object or
-   * array, or cannot be rewritten (JSON.stringify throws on very deep nesting that JSON.parse
-   * accepted): a shadow's rewrite must never throw into the request path.
+   * The body with the JSON sets applied, or null when it cannot be rewritten: not JSON, not an
+   * object or array, or too deep for JSON.stringify after JSON.parse accepted it. The caller then
+   * skips the copy (`rewrite_failed`): sending the production body unchanged would give the
+   * shadow a request it was configured not to get (another model name, another key).
    */
-  body (body: Buffer | null): Buffer | null {
-    if (this.#json === null || body === null) return body
+  body (body: Buffer): Buffer | null {
+    if (this.#json === null) return body
     try {
       const doc: unknown = JSON.parse(body.toString('utf8'))
-      if (typeof doc !== 'object' || doc === null) return body
+      if (typeof doc !== 'object' || doc === null) return null
       for (const [segments, value] of this.#json) setPointer(doc, segments, value)
       return Buffer.from(JSON.stringify(doc), 'utf8')
     } catch {
-      return body
+      return null
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import type { CompareConfig, ShadowConfig } from '../config/schema.js'
-import type { Metrics } from '../metrics/metrics.js'
+import { SKIP_REASONS, type Metrics } from '../metrics/metrics.js'
 import { createUpstreamPool } from '../upstream/pool.js'
 import { compilePathGlob, parseSampleBy, type SampleBy } from './sampler.js'
 import { RequestRewrite } from './rewrite.js'
@@ -8,7 +8,7 @@ import { redactShadowSecrets } from '../config/load.js'
 import type { TargetKind } from '../compare/job-record.js'
 
 /** Reasons of `penumbra_shadow_skipped_total`. */
-export type SkipReason = 'concurrency' | 'body_too_large' | 'not_matched' | 'disabled' | 'response_too_large'
+export type SkipReason = typeof SKIP_REASONS[number]
 
 /** Counters kept per shadow for `GET /shadows` and `GET /report` (cheap plain numbers). */
 export interface ShadowCounters {
@@ -85,7 +85,7 @@ export class ShadowRuntime {
       inflight: 0,
       counters: {
         mirrored: 0, ok: 0, error: 0, timeout: 0,
-        skipped: { concurrency: 0, body_too_large: 0, not_matched: 0, disabled: 0, response_too_large: 0 }
+        skipped: Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>
       }
     }
     this.removeHeaders = new Set(cfg.headers.remove)

@@ -1,7 +1,9 @@
 import { PenumbraError } from '../errors.js'
 
 /** Bounded `reason` label values of `penumbra_upstream_errors_total`. */
-export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'dns' | 'bad_response' | 'aborted' | 'bad_request' | 'other'
+/** Every reason of `penumbra_upstream_errors_total` (series are created at 0 for each). */
+export const UPSTREAM_ERROR_REASONS = ['refused', 'reset', 'timeout', 'dns', 'bad_response', 'aborted', 'bad_request', 'other'] as const
+export type UpstreamErrorReason = typeof UPSTREAM_ERROR_REASONS[number]
 
 /**
  * Classifies an undici/socket error by its stable `code` (never `instanceof`, which is unreliable
