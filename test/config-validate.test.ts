@@ -47,8 +47,8 @@ test('a primary that points at penumbra itself is rejected (a request loop)', ()
 
 test('each kind of problem names its key path', () => {
   const cases: Array<[unknown, RegExp]> = [
-    [{ primary: { ...P, timeoutMS: 1 } }, /^primary\.timeoutMS: unknown key$/],
-    [{ primary: P, listne: {} }, /^listne: unknown key$/],
+    [{ primary: { ...P, timeoutMS: 1 } }, /^primary\.timeoutMS: unknown key \(did you mean `timeoutMs`\?\)$/],
+    [{ primary: P, listne: {} }, /^listne: unknown key \(did you mean `listen`\?\)$/],
     [{ primary: { ...P, timeoutMs: 'fast' } }, /^primary\.timeoutMs: .*number/],
     [{ primary: { ...P, timeoutMs: 1.5 } }, /^primary\.timeoutMs: /],
     [{ primary: { ...P, timeoutMs: 0 } }, /^primary\.timeoutMs: must be a whole number of milliseconds >= 1$/],
@@ -136,4 +136,24 @@ test('redactConfig hides admin.token and every shadow headers.set value, and doe
   assert.equal(c.shadows[0]!.headers.set['x-plain'], 'visible')
   assert.equal(c.admin.token, 'very-secret-token')
   assert.ok(!JSON.stringify(r).includes('very-secret-token'))
+})
+
+test('an unknown key within 2 edits of a known one gets a "did you mean" hint, at any depth', () => {
+  const cases: Array<[unknown, string]> = [
+    [{ primary: { url: P.url, timeoutMS: 5 } }, 'primary.timeoutMS: unknown key (did you mean `timeoutMs`?)'],
+    [{ primary: P, shadows: [{ name: 'a', url: P.url, sampleRat: 0.1 }] }, 'shadows[0].sampleRat: unknown key (did you mean `sampleRate`?)'],
+    [{ backends: { b: { url: P.url, conections: 3 } }, primary: 'b' }, 'backends.b.conections: unknown key (did you mean `connections`?)'],
+    [{ primary: P, compare: { numeric: { abstol: 1 } } }, 'compare.numeric.abstol: unknown key (did you mean `absTol`?)'],
+    [{ primary: P, lgo: {} }, 'lgo: unknown key (did you mean `log`?)'],
+    [{ primary: P, xyzzy: 1 }, 'xyzzy: unknown key']
+  ]
+  for (const [doc, want] of cases) {
+    try {
+      validateConfig(doc)
+      assert.fail(`expected ${want}`)
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err))
+      assert.deepEqual(err.problems, [want])
+    }
+  }
 })

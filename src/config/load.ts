@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
-import { configSchema, type Config } from './schema.js'
+import { backend, configSchema, type Config } from './schema.js'
 import { PenumbraError } from '../errors.js'
+import { didYouMean, knownKeys } from './did-you-mean.js'
 
 /** An invalid config: every problem, each as `path: reason`. */
 export class ConfigError extends PenumbraError {
@@ -29,7 +30,12 @@ export function validateConfig (doc: unknown): Config {
   const problems: string[] = []
   for (const issue of result.error.issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) problems.push(`${formatPath([...issue.path, key])}: unknown key`)
+      // The legacy `primary: {url, …}` is checked inside a transform: its keys are a backend's.
+      const known = issue.path.length === 1 && issue.path[0] === 'primary' ? knownKeys(backend, []) : knownKeys(configSchema, issue.path)
+      for (const key of issue.keys) {
+        const hint = didYouMean(key, known)
+        problems.push(`${formatPath([...issue.path, key])}: unknown key${hint !== null ? ` (did you mean \`${hint}\`?)` : ''}`)
+      }
       continue
     }
     let message = issue.message

@@ -133,7 +133,7 @@ const compareOverride = z.strictObject({
 const backendName = z.string().regex(/^[a-z0-9_-]{1,32}$/, 'must match [a-z0-9_-]{1,32}')
 
 /** One model server (`backends.<name>`, or the legacy `primary: {…}`). */
-const backend = z.strictObject({
+export const backend = z.strictObject({
   url: upstreamUrl,
   /** Time to the response head, then the longest gap between body chunks (undici's semantics). */
   timeoutMs: positiveMs.default(30_000),
