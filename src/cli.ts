@@ -81,7 +81,7 @@ async function main (): Promise<void> {
     const inherited = cluster.isWorker ? process.env.PENUMBRA_WORKER_CONFIG : undefined
     config = inherited !== undefined ? validateConfig(JSON.parse(inherited)) : loadConfigFile(file)
   } catch (err) {
-    if (err instanceof ConfigError) fail(`${file}: invalid config\n  ${err.problems.join('\n  ')}`)
+    if (err instanceof ConfigError) fail(`${file}: invalid config (${err.code})\n  ${err.problems.join('\n  ')}`)
     throw err
   }
   if (args.workers !== undefined) {

@@ -136,7 +136,7 @@ test('invalid config: every problem is listed at once', { timeout: 20_000 }, asy
   ].join('\n'))
   const r = await runCli(['--config', file])
   assert.equal(r.code, 2)
-  for (const p of [/listen\.port: /, /listen\.keepAliveTimeoutMS: unknown key/, /admin\.token: must be at least 8 characters/, /primary\.url: must be an http\(s\) URL/, /primary\.timeoutMs: /, /workers: must be >= 1/, /lgo: unknown key/]) {
+  for (const p of [/invalid config \(PENUMBRA_INVALID_CONFIG\)/, /listen\.port: /, /listen\.keepAliveTimeoutMS: unknown key/, /admin\.token: must be at least 8 characters/, /primary\.url: must be an http\(s\) URL/, /primary\.timeoutMs: /, /workers: must be >= 1/, /lgo: unknown key/]) {
     assert.match(r.stderr, p)
   }
   // One problem per line.
