@@ -21,7 +21,7 @@ const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
 
 Usage:
   penumbra --config FILE [--workers N] [--check] [--demo]
-  penumbra report [--admin URL] [--json]
+  penumbra report [--admin URL] [--token TOKEN] [--json]
 
 Options:
   -c, --config FILE   YAML or JSON config (default: $PENUMBRA_CONFIG)
@@ -34,6 +34,7 @@ Options:
 
   report              print the shadow report of a running penumbra as a table
       --admin URL     its admin address (default http://127.0.0.1:9901)
+      --token TOKEN   the admin token, when reads need one (default: $PENUMBRA_ADMIN_TOKEN)
       --json          print the raw JSON instead
 
 Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.

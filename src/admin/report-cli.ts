@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util'
 import { request } from 'undici'
 
 interface Interval { rate: number, lower: number, upper: number, compared: number, disagreements: number }
@@ -7,6 +8,8 @@ interface ShadowReportJson {
   requests: { ok: number, error: number, timeout: number } | null
   skipped: Record<string, number> | null
   comparisons: Record<string, number>
+  /** Set when nothing was compared yet: why, in words. */
+  noComparisons?: string | null
   disagreement: { requests: Interval, instances: Interval }
   topPaths: Array<{ path: string, count: number }>
   latencyMs: { primary: { p50: number | null, p99: number | null }, shadow: { p50: number | null, p99: number | null } }
@@ -27,9 +30,14 @@ export function renderReport (report: { generatedAt: string, shadows: ShadowRepo
     out.push('',
       `shadow ${s.shadow}`,
       `  mirrored            ${s.mirrored} (ok ${s.requests?.ok ?? 0}, error ${s.requests?.error ?? 0}, timeout ${s.requests?.timeout ?? 0}); skipped: ${skipped}`,
-      `  comparisons         ${c.total}: match ${c.match}, mismatch ${c.mismatch}, shadow_error ${c.shadow_error}, shadow_timeout ${c.shadow_timeout}, unparseable ${c.unparseable}`,
-      `  request disagreement   ${pct(r.rate).padStart(7)}  95% CI [${pct(r.lower)}, ${pct(r.upper)}]  (${r.disagreements}/${r.compared})`,
-      `  instance disagreement  ${pct(i.rate).padStart(7)}  95% CI [${pct(i.lower)}, ${pct(i.upper)}]  (${i.disagreements}/${i.compared})`,
+      `  comparisons         ${c.total}: match ${c.match}, mismatch ${c.mismatch}, shadow_error ${c.shadow_error}, shadow_timeout ${c.shadow_timeout}, unparseable ${c.unparseable}, unsupported ${c.unsupported ?? 0}`,
+      // A rate over nothing compared reads like agreement: say why there is none instead.
+      ...(r.compared === 0
+        ? [`  disagreement        ${s.noComparisons ?? 'no comparisons yet'}`]
+        : [
+            `  request disagreement   ${pct(r.rate).padStart(7)}  95% CI [${pct(r.lower)}, ${pct(r.upper)}]  (${r.disagreements}/${r.compared})`,
+            `  instance disagreement  ${pct(i.rate).padStart(7)}  95% CI [${pct(i.lower)}, ${pct(i.upper)}]  (${i.disagreements}/${i.compared})`
+          ]),
       `  latency p50/p99     primary ${ms(s.latencyMs.primary.p50)} / ${ms(s.latencyMs.primary.p99)}, shadow ${ms(s.latencyMs.shadow.p50)} / ${ms(s.latencyMs.shadow.p99)}`,
       '  top differing paths' + (s.topPaths.length === 0 ? ' none' : ''))
     for (const p of s.topPaths) out.push(`    ${String(p.count).padStart(8)}  ${p.path}`)
@@ -37,19 +45,26 @@ export function renderReport (report: { generatedAt: string, shadows: ShadowRepo
   return out.join('\n') + '\n'
 }
 
-/** `penumbra report [--admin URL] [--json]`; returns the exit code. */
-export async function runReport (args: string[]): Promise<number> {
-  let admin = 'http://127.0.0.1:9901'
-  let asJson = false
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    if (a === '--admin') admin = args[++i] ?? ''
-    else if (a === '--json') asJson = true
-    else {
-      process.stderr.write(`penumbra report: unknown argument ${a}\n`)
-      return 2
-    }
+/**
+ * `penumbra report [--admin URL] [--token TOKEN] [--json]`; returns the exit code. The token
+ * defaults to PENUMBRA_ADMIN_TOKEN (reads need it when the admin API has one).
+ */
+export async function runReport (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed: { admin?: string, token?: string, json?: boolean }
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: { admin: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } }
+    }).values
+  } catch (err) {
+    process.stderr.write(`penumbra report: ${(err as Error).message}\n`)
+    return 2
   }
+  const admin = parsed.admin ?? 'http://127.0.0.1:9901'
+  const asJson = parsed.json === true
+  const token = parsed.token ?? (env.PENUMBRA_ADMIN_TOKEN !== '' ? env.PENUMBRA_ADMIN_TOKEN : undefined)
   let url: URL
   try {
     url = new URL('/report', admin)
@@ -58,10 +73,11 @@ export async function runReport (args: string[]): Promise<number> {
     return 2
   }
   try {
-    const res = await request(url, { headersTimeout: 10_000, bodyTimeout: 10_000 })
+    const res = await request(url, { headersTimeout: 10_000, bodyTimeout: 10_000, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
     const text = await res.body.text()
     if (res.statusCode !== 200) {
-      process.stderr.write(`penumbra report: ${url.href} answered ${res.statusCode}: ${text}\n`)
+      const hint = res.statusCode === 401 ? ' (give the admin token: --token TOKEN or PENUMBRA_ADMIN_TOKEN)' : ''
+      process.stderr.write(`penumbra report: ${url.href} answered ${res.statusCode}${hint}: ${text}\n`)
       return 1
     }
     process.stdout.write(asJson ? text : renderReport(JSON.parse(text)))

@@ -237,7 +237,9 @@ const JS = String.raw`
       stat('drops', 'drops', String(drops), dropTitle(s), drops > 0));
 
     var card = el('article', { class: 'shadow-card', 'data-shadow': s.shadow }, head, stats);
-    if (noTraffic) card.appendChild(el('p', { class: 'empty no-traffic', text: 'No traffic mirrored to this shadow yet.' }));
+    // Nothing compared: say why (nothing mirrored, every call failed, ...), never a bare 0%.
+    if (s.noComparisons) card.appendChild(el('p', { class: 'empty no-comparisons' + (noTraffic ? ' no-traffic' : ''), text: s.noComparisons.charAt(0).toUpperCase() + s.noComparisons.slice(1) + '.' }));
+    else if (noTraffic) card.appendChild(el('p', { class: 'empty no-traffic', text: 'No traffic mirrored to this shadow yet.' }));
     card.appendChild(el('div', { class: 'disagreements' },
       disagreementBlock('requests', 'request disagreement', dis.requests),
       disagreementBlock('instances', 'instance disagreement', dis.instances)));

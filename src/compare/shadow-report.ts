@@ -86,6 +86,7 @@ export class ShadowReport {
       skipped: rt?.counters.skipped ?? null,
       comparisons: { ...o, total: compared + o.shadow_error + o.shadow_timeout + o.unparseable + o.unsupported },
       comparisonsDropped: this.dropped,
+      noComparisons: compared > 0 ? null : noComparisonsReason(rt, o, this.dropped),
       disagreement: {
         requests: { disagreements: o.mismatch, compared, ...wilson(o.mismatch, compared) },
         instances: { disagreements: this.instanceDisagreements, compared: this.instancesCompared, ...wilson(this.instanceDisagreements, this.instancesCompared) }
@@ -98,4 +99,31 @@ export class ShadowReport {
       }
     }
   }
+}
+
+const list = (o: Record<string, number>): string => Object.entries(o).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')
+
+/**
+ * Why a shadow has no compared request yet, in words: a 0% rate over nothing looks like
+ * agreement, so the report says what happened instead (nothing mirrored and why, every call
+ * failed, answers that could not be compared, comparisons dropped).
+ */
+export function noComparisonsReason (rt: ShadowView | undefined, o: Record<ComparisonOutcome, number>, dropped: Record<string, number>): string {
+  const why: string[] = []
+  if (rt !== undefined) {
+    const c = rt.counters
+    if (!rt.state.enabled) why.push('the shadow is disabled')
+    else if (rt.state.sampleRate === 0) why.push('its sample rate is 0')
+    if (c.mirrored === 0) {
+      const skipped = list(c.skipped)
+      why.push(skipped === '' ? 'no request was mirrored yet' : `no request was mirrored (skipped: ${skipped})`)
+    } else if (c.error + c.timeout > 0) {
+      why.push(`${c.error + c.timeout} of ${c.mirrored} mirrored requests failed (error ${c.error}, timeout ${c.timeout})`)
+    }
+  }
+  const uncomparable = list({ unparseable: o.unparseable, unsupported: o.unsupported })
+  if (uncomparable !== '') why.push(`answers could not be compared (${uncomparable})`)
+  const d = list(dropped)
+  if (d !== '') why.push(`comparisons dropped (${d})`)
+  return `no comparisons yet${why.length > 0 ? ': ' + why.join('; ') : ''}`
 }
