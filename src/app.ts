@@ -79,7 +79,7 @@ export class Penumbra implements ProcessOps {
     this.selection = new PrimarySelection(config.primary, restored)
     this.runtime = new RuntimeState(this.backends, this.selection.status.backend)
     this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
-    this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime)
+    this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime, this.log)
     this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime)
     this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin)
   }

@@ -10,7 +10,7 @@ import { createLogger, type Logger } from './log/logger.js'
 import { AdminServer } from './admin/admin-server.js'
 import { ClusterBackend, serveWorkerAdmin } from './server/cluster.js'
 import { listenOn } from './server/proxy-server.js'
-import { OriginProbe } from './upstream/probe.js'
+import { OriginProbe, probeUpstreams } from './upstream/probe.js'
 import { configWarnings } from './config/schema.js'
 import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
@@ -163,6 +163,7 @@ async function runSingle (file: string, config: Config, log: Logger): Promise<vo
     fail((err as Error).message, 1)
   }
   log.info({ listen: `${config.listen.host}:${app.port}`, admin: app.admin !== null ? `${config.admin.host}:${app.adminPort}` : null, primary: config.primary, shadows: config.shadows.map((s) => s.name) }, 'penumbra listening')
+  void probeUpstreams(config, log)
   process.on('SIGHUP', () => {
     const next = reloadFrom(file, log)
     if (next === null) { app.metrics.configReloads.inc({ result: 'invalid' }); return }
@@ -229,6 +230,7 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
       fail((err as Error).message, 1)
     }
   }
+  void probeUpstreams(config, log, probe)
   let stopping = false
   const fork = (): void => { cluster.fork({ PENUMBRA_WORKER_CONFIG: JSON.stringify(current), PENUMBRA_WORKER_PRIMARY: JSON.stringify(backend.primaryStatus) }) }
   // A worker that keeps dying is restarted with a growing delay (0.5 s doubling to 30 s), so a

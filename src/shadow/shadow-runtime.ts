@@ -27,6 +27,8 @@ export interface ShadowCounters {
 export interface ShadowShared {
   inflight: number
   counters: ShadowCounters
+  /** Failures since the last "shadow requests are failing" warning, and when that was (ms). */
+  failing: { failures: number, warnedAt: number }
 }
 
 /** Runtime state that PATCH /shadows/:name changes without a restart (kept in the runtime snapshot). */
@@ -83,6 +85,7 @@ export class ShadowRuntime {
     this.setHeaderNames = new Set(Object.keys(cfg.headers.set))
     this.shared = opts.shared ?? {
       inflight: 0,
+      failing: { failures: 0, warnedAt: -Infinity },
       counters: {
         mirrored: 0, ok: 0, error: 0, timeout: 0,
         skipped: Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>

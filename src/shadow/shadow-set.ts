@@ -12,11 +12,15 @@ import type { Backend } from '../upstream/backend.js'
 import type { BackendSet } from '../upstream/backend-set.js'
 import type { ShadowResult } from './shadow-call.js'
 import type { JobConsumer } from '../compare/job-record.js'
+import type { Logger } from '../log/logger.js'
 import type { RuntimeSnapshot, RuntimeState } from '../runtime/runtime-state.js'
 
 
 /** How long a replaced shadow pool stays open after a reload, beyond the shadow's timeout. */
 const RETIRE_GRACE_MS = 30_000
+
+/** At most one "shadow requests are failing" warning per shadow per this many ms. */
+const FAILING_WARN_MS = 60_000
 
 /** The noise replay's name in reports; outside the shadow-name pattern, so it cannot collide. */
 export const NOISE_TARGET = '__primary_replay__'
@@ -42,8 +46,10 @@ export class ShadowSet implements MirrorJobSink {
   #idle: Array<() => void> = []
 
   readonly #runtime: RuntimeState
+  readonly #log: Logger
 
-  constructor (config: Config, metrics: Metrics, consumer: JobConsumer, backends: BackendSet, runtime: RuntimeState) {
+  constructor (config: Config, metrics: Metrics, consumer: JobConsumer, backends: BackendSet, runtime: RuntimeState, log: Logger) {
+    this.#log = log
     this.#metrics = metrics
     this.#consumer = consumer
     this.#backends = backends
@@ -185,8 +191,26 @@ export class ShadowSet implements MirrorJobSink {
     rt.counters[r.outcome]++
     m.shadowRequests.inc({ shadow: rt.name, outcome: r.outcome })
     if (r.outcome === 'ok') m.upstreamDuration.observe({ upstream: rt.name }, r.durationMs / 1000)
-    else m.upstreamErrors.inc({ upstream: rt.name, reason: r.reason ?? 'other' })
+    else {
+      m.upstreamErrors.inc({ upstream: rt.name, reason: r.reason ?? 'other' })
+      this.#warnFailing(rt, r)
+    }
     if (r.response?.truncated === true) rt.skip('response_too_large')
+  }
+
+  /**
+   * A shadow that keeps failing is logged, at most once a minute: the metrics count it, but a
+   * shadow whose host never resolves should not need a dashboard to be noticed.
+   */
+  #warnFailing (rt: ShadowRuntime, r: ShadowResult): void {
+    const w = rt.shared.failing
+    w.failures++
+    const now = Date.now()
+    if (now - w.warnedAt < FAILING_WARN_MS) return
+    this.#log.warn({ shadow: rt.name, url: rt.url, failures: w.failures, outcome: r.outcome, reason: r.reason },
+      `shadow "${rt.name}" requests are failing (${w.failures} since the last warning; last: ${r.reason ?? r.outcome}); the client path is not affected`)
+    w.failures = 0
+    w.warnedAt = now
   }
 
   jobDone (job: MirrorJob): void {

@@ -1,4 +1,5 @@
 import { connect } from 'node:net'
+import type { Config } from '../config/schema.js'
 
 /** The answer of a reachability probe (`GET /readyz`, `GET /backends`, `requireReady`). */
 export interface Readiness {
@@ -38,4 +39,27 @@ function probe (url: string, label: string): Promise<Readiness> {
     s.once('timeout', () => { s.destroy(); resolve({ ready: false, reason: `${label} ${u.host}: connect timed out` }) })
     s.once('error', (err: NodeJS.ErrnoException) => resolve({ ready: false, reason: `${label} ${u.host}: ${err.code ?? err.message}` }))
   })
+}
+
+/** Where a start-up probe result goes (a pino logger in practice). */
+export interface ProbeLog { warn (o: object, msg: string): void }
+
+/**
+ * Probes every backend and every shadow with its own URL once, at start, and warns about each
+ * unreachable one. Never fatal (a model server may come up after penumbra), but never silent
+ * either: a shadow that cannot be reached would otherwise show up only as an empty report.
+ */
+export async function probeUpstreams (config: Config, log: ProbeLog, probe = new OriginProbe()): Promise<number> {
+  const targets: Array<{ kind: 'backend' | 'shadow', name: string, url: string }> = []
+  for (const [name, b] of Object.entries(config.backends)) targets.push({ kind: 'backend', name, url: b.url })
+  for (const s of config.shadows) if (s.url !== undefined) targets.push({ kind: 'shadow', name: s.name, url: s.url })
+  const results = await Promise.all(targets.map(async (t) => ({ t, r: await probe.check(t.url, `${t.kind} "${t.name}"`, true) })))
+  let down = 0
+  for (const { t, r } of results) {
+    if (r.ready) continue
+    down++
+    // The reason names it: `shadow "v2" 10.0.0.7:8080: ECONNREFUSED`.
+    log.warn({ [t.kind]: t.name, url: t.url, reason: r.reason }, `unreachable at start: ${r.reason ?? `${t.kind} "${t.name}"`}; penumbra keeps running`)
+  }
+  return down
 }
