@@ -181,3 +181,25 @@ test('a backed-up or failing sink drops and counts lines, never throws', async (
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('keepPerShadow: one busy shadow cannot evict another shadow\'s mismatches (default keep / shadows, at least 10)', () => {
+  // The reported case: keep 200, 574 mismatches of one shadow pushed out the only one of another.
+  const store = new MismatchStore(mcfg({ keep: 200 }), {}, 2)
+  const quietId = store.add(...mismatch(1)) // shadow "odd"
+  for (let i = 0; i < 574; i++) store.add(...mismatch(2 * i)) // shadow "even"
+  assert.ok(store.get(quietId) !== undefined, 'the quiet shadow keeps its mismatch')
+  assert.equal(store.list({ shadow: 'even', limit: 1000 }).length, 100, 'keep / 2 shadows')
+  assert.deepEqual(store.list({ shadow: 'even', limit: 1 }).map((s) => s.requestId), ['r1146'], 'the newest kept')
+  assert.equal(store.size, 101)
+  // An explicit quota, and a reload that changes the number of shadows.
+  const fixed = new MismatchStore(mcfg({ keep: 50, keepPerShadow: 5 }), {}, 2)
+  for (let i = 0; i < 20; i++) fixed.add(...mismatch(i))
+  assert.equal(fixed.list({ shadow: 'even' }).length, 5)
+  assert.equal(fixed.list({ shadow: 'odd' }).length, 5)
+  const small = new MismatchStore(mcfg({ keep: 30 }), {}, 10)
+  for (let i = 0; i < 40; i++) small.add(...mismatch(2 * i))
+  assert.equal(small.size, 10, 'at least 10 per shadow')
+  small.setShadowCount(1)
+  for (let i = 40; i < 80; i++) small.add(...mismatch(2 * i))
+  assert.equal(small.size, 30, 'the quota follows the shadow count, within keep')
+})

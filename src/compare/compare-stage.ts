@@ -65,7 +65,7 @@ export class CompareStage implements JobConsumer {
     this.store = new MismatchStore(config.compare.mismatches, {
       onSinkDrop: () => metrics.mismatchSinkDropped.inc(),
       onSinkError: (err: Error) => log.warn({ err: err.message }, 'mismatch sink write failed')
-    })
+    }, config.shadows.length)
     this.noise = new NoiseTracker(config.compare.noise)
     this.#apply(config)
   }
@@ -74,6 +74,7 @@ export class CompareStage implements JobConsumer {
   reload (config: Config): void {
     this.#comparators = new WeakMap()
     this.#apply(config)
+    this.store.setShadowCount(config.shadows.length)
     this.#worker?.forgetConfigs()
   }
 

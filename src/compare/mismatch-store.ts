@@ -98,6 +98,11 @@ export class MismatchStore {
   readonly #redactPaths: RedactionPatterns
   readonly #redactQuery: ReadonlySet<string>
   readonly #hooks: MismatchStoreHooks
+  readonly #keepCount: number
+  readonly #keepPerShadow: number | null
+  /** Ids held per shadow, oldest first (a Set keeps insertion order and deletes in O(1)). */
+  readonly #byShadow = new Map<string, Set<string>>()
+  #quota = Infinity
   readonly #idPrefix = randomBytes(3).toString('hex')
   #counter = 0
   #tooLarge = 0
@@ -110,8 +115,11 @@ export class MismatchStore {
   #sinkErrors = 0
 
   /** @throws {SyntaxError} for a malformed redaction pointer. */
-  constructor (cfg: MismatchesConfig, hooks: MismatchStoreHooks = {}) {
+  constructor (cfg: MismatchesConfig, hooks: MismatchStoreHooks = {}, shadows = 1) {
     this.#maxBytes = cfg.maxBytes
+    this.#keepCount = cfg.keep
+    this.#keepPerShadow = cfg.keepPerShadow ?? null
+    this.setShadowCount(shadows)
     this.#redactHeaders = new Set(cfg.redact.headers.map((h) => h.toLowerCase()))
     this.#redactPaths = compileRedactions(cfg.redact.paths)
     this.#redactQuery = new Set(cfg.redact.query.map((q) => q.toLowerCase()))
@@ -120,7 +128,9 @@ export class MismatchStore {
       ? new LRUCache<string, MismatchRecord>({
         max: cfg.keep,
         maxSize: cfg.maxBytes,
-        sizeCalculation: (r) => Math.max(1, jsonBytes(r))
+        sizeCalculation: (r) => Math.max(1, jsonBytes(r)),
+        // Whatever removes a record (the quota, global eviction, clear) updates its shadow's list.
+        dispose: (r) => { this.#byShadow.get(r.shadow)?.delete(r.id) }
       })
       : null
     if (cfg.sink !== null) this.#openSink(cfg.sink)
@@ -150,6 +160,14 @@ export class MismatchStore {
     this.#keep(record, Buffer.byteLength(line))
     this.#write(line)
     return id
+  }
+
+  /**
+   * The per-shadow quota: `keepPerShadow`, or `keep / shadows` (at least 10). Set again when a
+   * reload changes the number of shadows; records over a lowered quota go at their shadow's next add.
+   */
+  setShadowCount (shadows: number): void {
+    this.#quota = this.#keepPerShadow ?? Math.max(10, Math.floor(this.#keepCount / Math.max(1, shadows)))
   }
 
   /** Summaries, newest first; `limit` defaults to 100. */
@@ -207,11 +225,31 @@ export class MismatchStore {
     return `${this.#idPrefix}${this.#counter.toString(36).padStart(4, '0')}${randomBytes(2).toString('hex')}`
   }
 
+  /** Evicts this shadow's oldest records down to its quota minus one; returns its id list. */
+  #makeRoom (shadow: string): Set<string> {
+    let ids = this.#byShadow.get(shadow)
+    if (ids === undefined) {
+      ids = new Set()
+      this.#byShadow.set(shadow, ids)
+    }
+    while (ids.size >= this.#quota) {
+      const oldest = ids.values().next().value!
+      ids.delete(oldest)
+      this.#cache!.delete(oldest)
+    }
+    return ids
+  }
+
   #keep (record: MismatchRecord, bytes: number): void {
     const cache = this.#cache
     if (cache === null) return
+    const ids = this.#makeRoom(record.shadow)
     // The size is known from the sink line: pass it so the cache does not serialise again.
-    if (bytes <= this.#maxBytes) { cache.set(record.id, record, { size: Math.max(1, bytes) }); return }
+    if (bytes <= this.#maxBytes) {
+      cache.set(record.id, record, { size: Math.max(1, bytes) })
+      ids.add(record.id)
+      return
+    }
     // Too big to keep whole: keep the metadata and differences, drop the bodies.
     const slim: MismatchRecord = {
       ...record,
@@ -221,8 +259,10 @@ export class MismatchStore {
       differences: record.differences.map((d) => ({ path: d.path, kind: d.kind }))
     }
     const slimBytes = jsonBytes(slim)
-    if (slimBytes <= this.#maxBytes) cache.set(slim.id, slim, { size: Math.max(1, slimBytes) })
-    else this.#tooLarge++
+    if (slimBytes <= this.#maxBytes) {
+      cache.set(slim.id, slim, { size: Math.max(1, slimBytes) })
+      ids.add(slim.id)
+    } else this.#tooLarge++
   }
 
   #requestBody (job: CompareJob): unknown {

@@ -66,6 +66,11 @@ const redact = z.strictObject({
 
 const mismatches = z.strictObject({
   keep: z.number().int().min(0, 'must be >= 0').default(1000),
+  /**
+   * Records one shadow may hold, so a busy shadow cannot evict every other shadow's (null:
+   * `keep / number of shadows`, at least 10). Within `keep` and `maxBytes`.
+   */
+  keepPerShadow: z.number().int().min(1, 'must be >= 1').nullable().default(null),
   maxBytes: z.number().int().min(1024, 'must be >= 1024').default(16 * 1024 * 1024),
   sink: z.string().min(1).nullable().default(null),
   redact: redact.prefault({})
