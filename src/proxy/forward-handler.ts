@@ -77,6 +77,21 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#finish()
   }
 
+  /** The request was read whole (ClientConnection: a later parse error is another request's). */
+  get requestComplete (): boolean {
+    return this.req.complete
+  }
+
+  /**
+   * The client connection closed while this response was queued behind a pipelined one: Node
+   * emits no 'close' on a response that never got the socket, so the connection tells us.
+   */
+  abandon (): void {
+    if (this.#done) return
+    if (!this.res.destroyed) this.res.destroy()
+    this.#onClose()
+  }
+
   #onDrain = (): void => {
     this.#timer?.refresh()
     this.#ctl?.resume()

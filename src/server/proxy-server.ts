@@ -13,6 +13,7 @@ import type { RuntimeState } from '../runtime/runtime-state.js'
 import { Router } from '../routing/router.js'
 import { sendError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
+import { ClientConnection, refusalBytes } from './client-connection.js'
 import type { ShadowSet } from '../shadow/shadow-set.js'
 
 /** Request bodies up to this size (Content-Length known) are read whole before dispatch. */
@@ -73,6 +74,7 @@ export class ProxyServer implements ExchangeSink {
       // Never loosen the parser: llhttp's strictness is what rejects CL+TE smuggling (RFC 9112 §6.3).
       insecureHTTPParser: false
     }, this.#onRequest)
+    this.server.on('connection', ClientConnection.attach)
     this.server.on('upgrade', this.#onUpgrade)
     this.server.on('clientError', this.#onClientError)
   }
@@ -94,6 +96,7 @@ export class ProxyServer implements ExchangeSink {
     this.#inflight++
     this.#metrics.inflight.inc()
     const h = new ForwardHandler(req, res, requestId, start, opts, this)
+    ClientConnection.of(req.socket)?.pending.add(h)
     if (this.#draining) res.shouldKeepAlive = false
     const url = req.url ?? '/'
     if (url.charCodeAt(0) !== 47 /* '/' */) {
@@ -164,6 +167,7 @@ export class ProxyServer implements ExchangeSink {
   }
 
   exchangeDone (h: ForwardHandler): void {
+    ClientConnection.of(h.req.socket)?.done(h)
     this.#inflight--
     const m = this.#metrics
     m.inflight.dec()
@@ -213,11 +217,20 @@ export class ProxyServer implements ExchangeSink {
     if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
     // A malformed request pipelined behind one whose response is streaming: a status line now
     // would be spliced into that response's body. Close the connection instead.
+    const line = CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? '400 Bad Request'
+    const conn = ClientConnection.of(socket)
+    if (conn !== undefined && conn.refusal !== null) return // the parser reports each later packet again
+    if (conn !== undefined && conn.canDefer()) {
+      // Pipelined requests read before the malformed one were dispatched: their responses go
+      // out first, in order (RFC 9112 §9.3.2), then this refusal, then the connection closes.
+      conn.refusal = line
+      this.#metrics.requests.inc({ method: 'OTHER', code: line.slice(0, 3) })
+      return
+    }
     const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage
     if (current != null && current.headersSent === true) { socket.destroy(); return }
-    const line = CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? '400 Bad Request'
     this.#metrics.requests.inc({ method: 'OTHER', code: line.slice(0, 3) })
-    socket.end(`HTTP/1.1 ${line}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    socket.end(refusalBytes(line))
   }
 
   listen (host: string, port: number): Promise<void> {
