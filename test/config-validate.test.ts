@@ -28,7 +28,7 @@ test('a minimal config gets the documented defaults', () => {
   // The legacy object form defines the backend named "primary".
   assert.equal(c.primary, 'primary')
   assert.deepEqual(c.backends, { primary: { url: P.url, timeoutMs: 30_000, connectTimeoutMs: 5000, connections: 128, keepAliveTimeoutMs: 4000, preserveHost: false } })
-  assert.deepEqual(c.proxy, { via: 'penumbra', requestIdHeader: 'x-request-id', loopDetection: true, xForwarded: true })
+  assert.deepEqual(c.proxy, { via: 'penumbra', requestIdHeader: 'x-request-id', loopDetection: true, xForwarded: true, maxUpgrades: 1024 })
   assert.equal(c.log.access, true)
   assert.equal(c.log.level, 'info')
   assert.equal(c.shutdown.timeoutMs, 10_000)

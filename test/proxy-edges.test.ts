@@ -1,8 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { connect } from 'node:net'
-import type { ServerResponse } from 'node:http'
-import { startPenumbra, waitFor } from './helpers/servers.js'
+import { connect, type Socket } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { request } from 'undici'
+import { startPenumbra, urls, waitFor } from './helpers/servers.js'
+import { parseHead, tcpServer } from './helpers/proxy-util.js'
 import { metricValue, scrape } from './helpers/shadow-util.js'
 import { ByteLogUpstream, statusCodes, untilClosed } from './helpers/byte-log.js'
 
@@ -78,4 +81,180 @@ test('pipelined: a malformed chunk inside a pending request\'s own body gets 400
   assert.deepEqual(statusCodes(text), [400], text)
   await waitFor(() => app.proxy.inflight === 0, 5000, 'nothing in flight')
   assert.equal(metricValue(await scrape(app), 'penumbra_inflight_requests'), 0)
+})
+
+// ---- WebSocket/Upgrade: the same rules as HTTP ----
+
+const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ=='
+
+function upgradeRequest (path = '/ws', extra = ''): string {
+  return `GET ${path} HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${WS_KEY}\r\n${extra}\r\n`
+}
+
+/** An upstream that switches protocols by hand (echoing what it then receives) and records each handshake. */
+async function switchingUpstream (): Promise<ByteLogUpstream & { handshakes: IncomingMessage[] }> {
+  const u = await ByteLogUpstream.start() as ByteLogUpstream & { handshakes: IncomingMessage[] }
+  u.handshakes = []
+  u.inner.server.on('upgrade', (req: IncomingMessage, sock: Duplex) => {
+    u.handshakes.push(req)
+    sock.on('error', () => {})
+    sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\nX-End: kept\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n')
+    sock.pipe(sock)
+  })
+  return u
+}
+
+/** Sends raw bytes, resolves with what arrived once `until` holds (or the connection closed). */
+function rawUntil (port: number, data: string, until: (got: string) => boolean, timeoutMs = 10_000): Promise<{ got: string, sock: Socket }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1')
+    let got = ''
+    const t = setTimeout(() => reject(new Error(`timed out; got ${JSON.stringify(got)}`)), timeoutMs)
+    sock.setEncoding('latin1')
+    sock.on('error', () => {})
+    sock.on('data', (d: string) => { got += d; if (until(got)) { clearTimeout(t); resolve({ got, sock }) } })
+    sock.on('close', () => { clearTimeout(t); resolve({ got, sock }) })
+    sock.write(data)
+  })
+}
+
+const headEnd = (got: string): boolean => got.includes('\r\n\r\n')
+
+test('upgrade: a handshake that carries a body is refused with 400 and nothing reaches the upstream', { timeout: 20_000 }, async (t) => {
+  const primary = await switchingUpstream()
+  t.after(() => primary.close())
+  const app = await startPenumbra({ primary: { url: primary.url } })
+  t.after(() => app.stop())
+  const body = 'x'.repeat(40)
+  for (const framing of [`Content-Length: 40\r\n`, 'Transfer-Encoding: chunked\r\n']) {
+    const payload = framing.startsWith('Content') ? body : `28\r\n${body}\r\n0\r\n\r\n`
+    const { text, closed } = await untilClosed(app.port, upgradeRequest('/ws', framing) + payload)
+    assert.ok(closed)
+    assert.deepEqual(statusCodes(text), [400], text)
+    assert.match(text, /PENUMBRA_BAD_REQUEST/)
+  }
+  // A POST upgrade and a non-WebSocket protocol are refused alike.
+  const post = await untilClosed(app.port, upgradeRequest('/ws').replace('GET', 'POST'))
+  assert.deepEqual(statusCodes(post.text), [400])
+  const h2c = await untilClosed(app.port, upgradeRequest('/ws').replace('Upgrade: websocket', 'Upgrade: h2c'))
+  assert.deepEqual(statusCodes(h2c.text), [400])
+  // Barrier: a good handshake after them is the first thing the upstream ever receives.
+  const { got, sock } = await rawUntil(app.port, upgradeRequest('/ok'), headEnd)
+  sock.destroy()
+  assert.deepEqual(statusCodes(got), [101])
+  assert.equal(primary.connections, 1)
+  assert.ok(primary.text.startsWith('GET /ok HTTP/1.1\r\n'), primary.text)
+  assert.equal(metricValue(await scrape(app), 'penumbra_upgrades_total', { outcome: 'refused' }), 4)
+})
+
+test('upgrade: the same header policy as HTTP (hop-by-hop, penumbra\'s own headers, Via, request id, X-Forwarded-*), both ways', { timeout: 20_000 }, async (t) => {
+  const primary = await switchingUpstream()
+  t.after(() => primary.close())
+  const app = await startPenumbra({ primary: { url: primary.url } })
+  t.after(() => app.stop())
+  const extra = 'Proxy-Authorization: Basic c2VjcmV0\r\nKeep-Alive: timeout=9\r\nX-Penumbra-Shadow: forged\r\nX-Request-Id: req-42\r\nX-Kept: yes\r\n'
+  const { got, sock } = await rawUntil(app.port, upgradeRequest('/live?x=1', extra), headEnd)
+  t.after(() => sock.destroy())
+  const head = parseHead(got)
+  assert.equal(head.status, 101)
+  const names = head.headers.map(([n]) => n.toLowerCase())
+  assert.ok(!names.includes('keep-alive') && !names.includes('x-hop'), `hop-by-hop relayed: ${got}`)
+  assert.deepEqual(head.headers.find(([n]) => n === 'X-End'), ['X-End', 'kept'])
+  assert.deepEqual(head.headers.find(([n]) => n === 'via'), ['via', '1.1 penumbra'])
+  assert.deepEqual(head.headers.find(([n]) => n === 'x-request-id'), ['x-request-id', 'req-42'])
+  assert.equal(head.headers.find(([n]) => n.toLowerCase() === 'upgrade')?.[1], 'websocket')
+  // The tunnel carries bytes both ways (the upstream echoes).
+  const echoed = new Promise<string>((resolve) => { let e = ''; sock.on('data', (d: string) => { e += d; if (e.includes('ping')) resolve(e) }) })
+  sock.write('ping')
+  assert.equal(await echoed, 'ping')
+  const up = primary.handshakes[0]!
+  assert.equal(up.url, '/live?x=1')
+  assert.equal(up.headers['proxy-authorization'], undefined)
+  assert.equal(up.headers['keep-alive'], undefined)
+  assert.equal(up.headers['x-penumbra-shadow'], undefined)
+  assert.equal(up.headers.via, '1.1 penumbra')
+  assert.equal(up.headers['x-request-id'], 'req-42')
+  assert.equal(up.headers['x-forwarded-for'], '127.0.0.1')
+  assert.equal(up.headers['x-kept'], 'yes')
+  assert.equal(up.headers.upgrade, 'websocket')
+  assert.equal(up.headers['sec-websocket-key'], WS_KEY)
+  assert.ok(!/proxy-authorization|keep-alive|x-penumbra/i.test(primary.text), 'not in the bytes the upstream received either')
+})
+
+test('upgrade: loop detection (508), absolute-form (400) and HTTP/2.0 (505) as for HTTP; nothing reaches the upstream', { timeout: 20_000 }, async (t) => {
+  const primary = await switchingUpstream()
+  t.after(() => primary.close())
+  const app = await startPenumbra({ primary: { url: primary.url } })
+  t.after(() => app.stop())
+  const loop = await untilClosed(app.port, upgradeRequest('/ws', 'Via: 1.1 penumbra\r\n'))
+  assert.deepEqual(statusCodes(loop.text), [508], loop.text)
+  assert.match(loop.text, /PENUMBRA_LOOP_DETECTED/)
+  const abs = await untilClosed(app.port, upgradeRequest('http://evil.example/ws'))
+  assert.deepEqual(statusCodes(abs.text), [400], abs.text)
+  const v2 = await untilClosed(app.port, upgradeRequest('/ws').replace('HTTP/1.1', 'HTTP/2.0'))
+  assert.deepEqual(statusCodes(v2.text), [505], v2.text)
+  // Barrier: the next good handshake is the upstream's first connection.
+  const { got, sock } = await rawUntil(app.port, upgradeRequest('/ok'), headEnd)
+  sock.destroy()
+  assert.deepEqual(statusCodes(got), [101])
+  assert.equal(primary.connections, 1)
+  assert.ok(primary.text.startsWith('GET /ok '), primary.text)
+})
+
+test('upgrade: a never-answering upstream gets the head deadline (504, upstream socket closed); proxy.maxUpgrades caps them (503); counted', { timeout: 20_000 }, async (t) => {
+  const accepted = new Set<Socket>()
+  const silent = await tcpServer((s) => { accepted.add(s); s.resume(); s.on('close', () => accepted.delete(s)) })
+  t.after(() => silent.stop())
+  const app = await startPenumbra({ primary: { url: silent.url, timeoutMs: 1500 }, proxy: { maxUpgrades: 10 } })
+  t.after(() => app.stop())
+  const pending = Array.from({ length: 10 }, () => untilClosed(app.port, upgradeRequest()))
+  // Barrier: ten handshakes are held by the upstream; the eleventh is over the cap.
+  await waitFor(() => accepted.size === 10, 5000, 'ten upstream connections')
+  const over = await untilClosed(app.port, upgradeRequest())
+  assert.deepEqual(statusCodes(over.text), [503], over.text)
+  assert.match(over.text, /PENUMBRA_TOO_MANY_UPGRADES/)
+  for (const r of await Promise.all(pending)) {
+    assert.ok(r.closed)
+    assert.deepEqual(statusCodes(r.text), [504], r.text)
+    assert.match(r.text, /PENUMBRA_UPSTREAM_TIMEOUT/)
+  }
+  await waitFor(() => accepted.size === 0, 5000, 'every upstream socket closed')
+  const m = await scrape(app)
+  assert.equal(metricValue(m, 'penumbra_upgrades_total', { outcome: 'limit' }), 1)
+  assert.equal(metricValue(m, 'penumbra_upgrades_total', { outcome: 'timeout' }), 10)
+  assert.equal(metricValue(m, 'penumbra_upstream_errors_total', { upstream: 'primary', reason: 'timeout' }), 10)
+  await waitFor(async () => metricValue(await scrape(app), 'penumbra_upgrades_open') === 0, 5000, 'no upgrade open')
+  // Below the cap again: a new handshake is let through (and held, until the test ends).
+  const again = connect(app.port, '127.0.0.1')
+  again.on('error', () => {})
+  t.after(() => again.destroy())
+  again.write(upgradeRequest())
+  await waitFor(() => accepted.size === 1, 5000, 'a new upstream connection')
+})
+
+test('upgrade: an upstream that declines (404) is relayed with its body and the connection closes; upgrades go to the active primary', { timeout: 20_000 }, async (t) => {
+  const blue = await ByteLogUpstream.start((_req, res) => { res.writeHead(404, { 'content-type': 'text/plain', 'keep-alive': 'timeout=5' }); res.end('no such socket') })
+  const green = await switchingUpstream()
+  t.after(() => blue.close())
+  t.after(() => green.close())
+  const app = await startPenumbra({ backends: { blue: { url: blue.url }, green: { url: green.url } }, primary: 'blue' })
+  t.after(() => app.stop())
+  const declined = await untilClosed(app.port, upgradeRequest('/ws'))
+  assert.ok(declined.closed)
+  const head = parseHead(declined.text)
+  assert.equal(head.status, 404)
+  assert.equal(head.body, 'no such socket')
+  assert.ok(!head.headers.some(([n]) => n.toLowerCase() === 'keep-alive'))
+  assert.deepEqual(head.headers.find(([n]) => n === 'connection'), ['connection', 'close'])
+  const sw = await request(`${urls(app).admin}/primary`, { method: 'PUT', body: '{"backend":"green"}', headers: { 'content-type': 'application/json' } })
+  assert.equal(sw.statusCode, 200)
+  await sw.body.dump()
+  const { got, sock } = await rawUntil(app.port, upgradeRequest('/ws'), headEnd)
+  sock.destroy()
+  assert.deepEqual(statusCodes(got), [101])
+  assert.equal(green.handshakes.length, 1)
+  assert.equal(blue.seen.length, 1)
+  const m = await scrape(app)
+  assert.equal(metricValue(m, 'penumbra_upgrades_total', { outcome: 'declined' }), 1)
+  assert.equal(metricValue(m, 'penumbra_upgrades_total', { outcome: 'upgraded' }), 1)
 })

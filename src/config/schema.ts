@@ -219,7 +219,9 @@ export const configSchema = z.strictObject({
     requestIdHeader: headerName.default('x-request-id'),
     /** Answer 508 when our own `via` pseudonym is already in the request's Via (a loop). */
     loopDetection: z.boolean().default(true),
-    xForwarded: z.boolean().default(true)
+    xForwarded: z.boolean().default(true),
+    /** WebSocket/Upgrade connections open or opening at once (each holds an upstream connection); 503 above. */
+    maxUpgrades: z.number().int().min(1, 'must be >= 1').default(1024)
   }).prefault({}),
   sampling: z.strictObject({
     /** Salt of the sticky sampling hash: change it to reshuffle which keys are mirrored. */

@@ -42,6 +42,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   tap: PrimaryTap | null = null
   /** The backend the router picked (null when the request was refused before routing). */
   backend: Backend | null = null
+  /** The client connection it arrived on, told when the exchange is done (req.socket is gone by then). */
+  connection: { done (ex: ForwardHandler): void } | null = null
   /** The header list sent upstream (built once, shared with the shadows). */
   headers: string[] = []
   /**

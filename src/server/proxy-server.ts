@@ -2,17 +2,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
-import httpProxy from 'http-proxy'
 import type { Config } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { methodLabel } from '../metrics/metrics.js'
 import type { Logger } from '../log/logger.js'
 import { ForwardHandler, type ExchangeSink } from '../proxy/forward-handler.js'
 import { hasRequestBody, requestIdFor, upstreamRequestHeaders, type RequestHeaderOptions } from '../proxy/headers.js'
+import { UpgradeTunnels, type UpgradeOutcome, type UpgradeSink } from '../proxy/upgrade-tunnel.js'
+import type { UpstreamErrorReason } from '../upstream/upstream-error.js'
+import type { Backend } from '../upstream/backend.js'
 import type { RuntimeState } from '../runtime/runtime-state.js'
 import { Router } from '../routing/router.js'
-import { sendError } from '../proxy/send-error.js'
+import { sendError, sendSocketError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
+import { requestRefusal } from '../proxy/request-policy.js'
 import { ClientConnection, refusalBytes } from './client-connection.js'
 import type { ShadowSet } from '../shadow/shadow-set.js'
 
@@ -33,7 +36,7 @@ type HeaderOpts = [RequestHeaderOptions & { loopDetection: boolean }, RequestHea
  * that answers it (the active primary), and the backend's undici dispatcher carries it; a
  * sampled share is also planned for the shadows. Nothing on this path waits for a shadow.
  */
-export class ProxyServer implements ExchangeSink {
+export class ProxyServer implements ExchangeSink, UpgradeSink {
   readonly server: Server
   readonly #runtime: RuntimeState
   readonly #router = new Router()
@@ -42,11 +45,9 @@ export class ProxyServer implements ExchangeSink {
   readonly #metrics: Metrics
   readonly #log: Logger
   readonly #shadows: ShadowSet
-  readonly #ws: httpProxy
+  readonly #tunnels: UpgradeTunnels
   #draining = false
   #inflight = 0
-  /** Upgraded (WebSocket) sockets: server.close() waits for them, closeAllConnections() does not see them. */
-  readonly #upgraded = new Set<Duplex>()
   #idle: Array<() => void> = []
 
   constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet, runtime: RuntimeState) {
@@ -56,14 +57,9 @@ export class ProxyServer implements ExchangeSink {
     this.#runtime = runtime
     this.#headerOpts = headerOptions(config)
     this.#accessLog = config.log.access
-    // WebSocket/Upgrade passthrough only (the HTTP path is undici's). http-proxy re-throws
-    // 'error' when nobody listens, so a listener is mandatory.
-    this.#ws = httpProxy.createProxyServer({ ws: true, xfwd: true })
-    this.#ws.on('error', (err, req, target) => {
-      this.#metrics.upstreamErrors.inc({ upstream: (req as IncomingMessage & { penumbraBackend?: string }).penumbraBackend ?? 'primary', reason: 'other' })
-      this.#log.warn({ err: err.message }, 'websocket proxy error')
-      if (target !== undefined && 'destroy' in target) (target as Duplex).destroy()
-    })
+    // WebSocket/Upgrade passthrough (the HTTP path is undici's): server.close() waits for its
+    // sockets and closeAllConnections() does not see them, so the tunnels track their own.
+    this.#tunnels = new UpgradeTunnels(config.proxy.maxUpgrades, this)
 
     const l = config.listen
     this.server = createServer({
@@ -83,6 +79,7 @@ export class ProxyServer implements ExchangeSink {
   reload (config: Config): void {
     this.#headerOpts = headerOptions(config)
     this.#accessLog = config.log.access
+    this.#tunnels.max = config.proxy.maxUpgrades
   }
 
   get inflight (): number {
@@ -96,19 +93,15 @@ export class ProxyServer implements ExchangeSink {
     this.#inflight++
     this.#metrics.inflight.inc()
     const h = new ForwardHandler(req, res, requestId, start, opts, this)
-    ClientConnection.of(req.socket)?.pending.add(h)
+    const conn = ClientConnection.of(req.socket)
+    if (conn !== undefined) { conn.pending.add(h); h.connection = conn }
     if (this.#draining) res.shouldKeepAlive = false
-    const url = req.url ?? '/'
-    if (url.charCodeAt(0) !== 47 /* '/' */) {
-      // Absolute-form and authority-form targets are for forward proxies (RFC 9112 §3.2.2).
-      sendError(res, new PenumbraError('PENUMBRA_BAD_REQUEST', 'the request target must be a path'), requestId, opts.requestIdHeader)
-      h.status = 400
-      return
-    }
-    if (opts.loopDetection && viaNames(req.headers.via, opts.via)) {
-      // RFC 9110 §7.6.3: our own pseudonym in Via means this request already passed here.
-      sendError(res, new PenumbraError('PENUMBRA_LOOP_DETECTED', `the request already passed through "${opts.via}" (Via); give chained proxies distinct proxy.via names`), requestId, opts.requestIdHeader)
-      h.status = 508
+    const refused = requestRefusal(req, opts)
+    if (refused !== null) {
+      // After a version it cannot speak, the connection's framing is unknown: close it.
+      if (refused.statusCode === 505) res.shouldKeepAlive = false
+      sendError(res, refused, requestId, opts.requestIdHeader)
+      h.status = refused.statusCode
       return
     }
     // The one read of the runtime state for this request: a switch after this line does not move it.
@@ -167,7 +160,7 @@ export class ProxyServer implements ExchangeSink {
   }
 
   exchangeDone (h: ForwardHandler): void {
-    ClientConnection.of(h.req.socket)?.done(h)
+    h.connection?.done(h)
     this.#inflight--
     const m = this.#metrics
     m.inflight.dec()
@@ -204,11 +197,30 @@ export class ProxyServer implements ExchangeSink {
   #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => {}) // a reset client socket must not crash the process
     if (this.#draining) { socket.destroy(); return }
-    this.#upgraded.add(socket)
-    socket.once('close', () => this.#upgraded.delete(socket))
+    const opts = this.#headerOpts[0]
+    const requestId = requestIdFor(req.headers[opts.requestIdHeader])
+    // The same refusals as a plain request (version, target form, loop), then the upgrade's own.
+    const refused = requestRefusal(req, opts) ?? upgradeRefusal(req)
+    if (refused !== null) {
+      sendSocketError(socket, refused, requestId, opts.requestIdHeader)
+      this.upgradeOutcome('refused', null)
+      return
+    }
+    if (this.#tunnels.full(socket, requestId, opts.requestIdHeader)) return
     const backend = this.#router.pick(req, this.#runtime.snapshot)
-    ;(req as IncomingMessage & { penumbraBackend?: string }).penumbraBackend = backend.name
-    this.#ws.ws(req, socket, head, { target: backend.url, changeOrigin: !backend.cfg.preserveHost })
+    const headerOpts = backend.cfg.preserveHost ? this.#headerOpts[1] : opts
+    this.#tunnels.open({ req, socket, head, backend, headers: upstreamRequestHeaders(req, requestId, headerOpts), requestId, opts: headerOpts })
+  }
+
+  upgradesOpen (count: number): void {
+    this.#metrics.upgradesOpen.set(count)
+  }
+
+  upgradeOutcome (outcome: UpgradeOutcome, backend: Backend | null, reason?: UpstreamErrorReason): void {
+    this.#metrics.upgrades.inc({ outcome })
+    if (backend !== null && reason !== undefined && reason !== 'aborted' && reason !== 'bad_request') {
+      this.#metrics.upstreamErrors.inc({ upstream: backend.name, reason })
+    }
   }
 
   #onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
@@ -253,9 +265,8 @@ export class ProxyServer implements ExchangeSink {
       })
     }
     this.server.closeAllConnections()
-    for (const s of this.#upgraded) s.destroy()
+    this.#tunnels.destroyAll()
     await closed
-    this.#ws.close()
   }
 }
 
@@ -265,14 +276,18 @@ function pathOnly (url: string | undefined): string {
   return q === -1 ? url : url.slice(0, q)
 }
 
-/** True when a `Via` entry (`protocol received-by [comment]`) was received by `pseudonym`. */
-function viaNames (via: string | string[] | undefined, pseudonym: string): boolean {
-  if (via === undefined) return false
-  for (const entry of (Array.isArray(via) ? via.join(',') : via).split(',')) {
-    const parts = entry.trim().split(/\s+/)
-    if (parts[1] === pseudonym) return true
+/**
+ * What only an upgrade is refused for: a WebSocket opening handshake is a GET without a body
+ * (RFC 6455 §4.1). A body sent with it would reach the upstream as the first bytes of the new
+ * protocol (or of the next request), so it is refused rather than dropped; other protocols (h2c)
+ * are not tunnelled by this hop.
+ */
+function upgradeRefusal (req: IncomingMessage): PenumbraError | null {
+  if (hasRequestBody(req)) return new PenumbraError('PENUMBRA_BAD_REQUEST', 'an upgrade request must not carry a body (RFC 6455 §4.1)')
+  if (req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+    return new PenumbraError('PENUMBRA_BAD_REQUEST', 'only WebSocket upgrades (GET with Upgrade: websocket) are forwarded')
   }
-  return false
+  return null
 }
 
 function headerOptions (config: Config): HeaderOpts {
