@@ -24,6 +24,8 @@ const BUFFER_BODY_LIMIT = 64 * 1024
 
 const CLIENT_ERROR_RESPONSES: Record<string, string> = {
   HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  // A version llhttp cannot parse at all (HTTP/3.1, HTTP/1.2): answered as requestRefusal answers the ones it can.
+  HPE_INVALID_VERSION: '505 HTTP Version Not Supported',
   ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
   ERR_HTTP_HEADERS_TIMEOUT: '408 Request Timeout'
 }
