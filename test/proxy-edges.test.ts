@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
 import { startPenumbra, urls, waitFor } from './helpers/servers.js'
 import { parseHead, tcpServer } from './helpers/proxy-util.js'
@@ -283,4 +284,97 @@ test('HTTP/0.9 and HTTP/2.0 request lines get 505 and a closed connection; nothi
   assert.equal(metricValue(m, 'penumbra_requests_total', { method: 'GET', code: '505' }), 2)
   assert.equal(metricValue(m, 'penumbra_requests_total', { method: 'POST', code: '505' }), 1)
   assert.equal(metricValue(m, 'penumbra_requests_total', { method: 'OTHER', code: '505' }), 1)
+})
+
+// ---- slow clients ----
+
+test('slow clients: 50 connections sending one header byte a second are closed with 408 within headersTimeoutMs + 2 s (default 10 s) while normal requests are served', { timeout: 40_000 }, async (t) => {
+  const primary = await ByteLogUpstream.start()
+  t.after(() => primary.close())
+  const app = await startPenumbra({ primary: { url: primary.url } })
+  t.after(() => app.stop())
+  assert.equal(app.proxy.server.headersTimeout, 10_000)
+  const headersTimeoutMs = app.config.listen.headersTimeoutMs
+  const slowHead = 'GET /slow HTTP/1.1\r\nHost: h\r\nX-Padding: ' + 'a'.repeat(100)
+  const slow = Array.from({ length: 50 }, () => new Promise<{ text: string, ms: number }>((resolve) => {
+    const s = connect(app.port, '127.0.0.1')
+    const started = Date.now()
+    let text = ''
+    let i = 0
+    const drip = setInterval(() => { if (i < slowHead.length && s.writable) s.write(slowHead[i++]!) }, 1000)
+    s.setEncoding('latin1')
+    s.on('data', (d: string) => { text += d })
+    s.on('error', () => {})
+    s.on('close', () => { clearInterval(drip); resolve({ text, ms: Date.now() - started }) })
+    t.after(() => { clearInterval(drip); s.destroy() })
+    s.write(slowHead[i++]!)
+  }))
+  let slowDone = false
+  const results = Promise.all(slow).then((r) => { slowDone = true; return r })
+  // Normal requests, one after another, for as long as the slow connections are open (bounded).
+  const latencies: number[] = []
+  const until = Date.now() + headersTimeoutMs + 5000
+  while (!slowDone && Date.now() < until) {
+    const t0 = performance.now()
+    const r = await request(`${urls(app).proxy}/normal`, { method: 'POST', body: '{}' })
+    assert.equal(r.statusCode, 200)
+    await r.body.dump()
+    latencies.push(performance.now() - t0)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  for (const r of await results) {
+    assert.deepEqual(statusCodes(r.text), [408], r.text)
+    assert.ok(r.ms <= headersTimeoutMs + 2000, `closed after ${r.ms} ms`)
+  }
+  assert.ok(latencies.length >= 10, `${latencies.length} normal requests`)
+  t.diagnostic(`normal requests: ${latencies.length}, slowest ${Math.round(Math.max(...latencies))} ms`)
+  // Loose: the property is that they are served at all, promptly, not a benchmark.
+  assert.ok(Math.max(...latencies) < 1000, `slowest normal request ${Math.max(...latencies)} ms`)
+  assert.ok(primary.seen.every((s) => s.url === '/normal'), 'no slow request was forwarded')
+})
+
+test('slow clients: an idle keep-alive connection outlives headersTimeoutMs (it is keepAliveTimeoutMs\'s); a silent new connection does not', { timeout: 20_000 }, async (t) => {
+  const primary = await ByteLogUpstream.start()
+  t.after(() => primary.close())
+  const app = await startPenumbra({ primary: { url: primary.url }, listen: { host: '127.0.0.1', port: 0, headersTimeoutMs: 1000 } })
+  t.after(() => app.stop())
+  const keep = connect(app.port, '127.0.0.1')
+  t.after(() => keep.destroy())
+  keep.setEncoding('latin1')
+  let kept = ''
+  keep.on('data', (d: string) => { kept += d })
+  keep.write('GET /one HTTP/1.1\r\nHost: h\r\n\r\n')
+  await waitFor(() => statusCodes(kept).length === 1, 5000, 'first response')
+  // Barrier: a connection that never sends a byte is closed (408) after headersTimeoutMs…
+  const silent = await untilClosed(app.port, '')
+  assert.ok(silent.closed)
+  assert.deepEqual(statusCodes(silent.text), [408], silent.text)
+  // …and the idle keep-alive connection, idle for as long, still serves its next request.
+  keep.write('GET /two HTTP/1.1\r\nHost: h\r\n\r\n')
+  await waitFor(() => statusCodes(kept).length === 2, 5000, 'second response on the kept connection')
+  assert.deepEqual(statusCodes(kept), [200, 200])
+})
+
+test('listen.maxConnections: connections above it are closed on arrival and counted; below it again, new ones are served', { timeout: 20_000 }, async (t) => {
+  const primary = await ByteLogUpstream.start()
+  t.after(() => primary.close())
+  const app = await startPenumbra({ primary: { url: primary.url }, listen: { host: '127.0.0.1', port: 0, maxConnections: 5 } })
+  t.after(() => app.stop())
+  const idle: Socket[] = []
+  for (let i = 0; i < 5; i++) {
+    const s = connect(app.port, '127.0.0.1')
+    s.on('error', () => {})
+    idle.push(s)
+    t.after(() => s.destroy())
+  }
+  await waitFor(async () => metricValue(await scrape(app), 'penumbra_client_connections') === 5, 5000, 'five open connections')
+  const over = await untilClosed(app.port, 'GET /over HTTP/1.1\r\nHost: h\r\n\r\n')
+  assert.ok(over.closed)
+  assert.equal(over.text, '', 'closed without an answer')
+  assert.equal(metricValue(await scrape(app), 'penumbra_client_connections_dropped_total'), 1)
+  idle[0]!.destroy()
+  await waitFor(async () => metricValue(await scrape(app), 'penumbra_client_connections') === 4, 5000, 'four open connections')
+  const { text } = await untilClosed(app.port, 'GET /again HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')
+  assert.deepEqual(statusCodes(text), [200], text)
+  assert.deepEqual(primary.seen.map((s) => s.url), ['/again'])
 })

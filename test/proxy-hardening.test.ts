@@ -146,7 +146,7 @@ test('config: headersTimeoutMs above requestTimeoutMs, and CR/LF in a headers.se
     }
     return []
   }
-  assert.deepEqual(problems({ primary: { url: 'http://127.0.0.1:1' }, listen: { port: 0, requestTimeoutMs: 30_000 } }),
+  assert.deepEqual(problems({ primary: { url: 'http://127.0.0.1:1' }, listen: { port: 0, requestTimeoutMs: 5_000 } }),
     ['listen.headersTimeoutMs: must be <= listen.requestTimeoutMs (Node refuses to start otherwise)'])
   assert.match(problems({ primary: { url: 'http://127.0.0.1:1' }, shadows: [{ name: 's', url: 'http://127.0.0.1:2', headers: { set: { 'x-a': 'b\r\nx-evil: 1' } } }] })[0]!,
     /^shadows\[0\]\.headers\.set\.x-a: must be a valid header value/)

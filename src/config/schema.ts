@@ -199,9 +199,16 @@ export const configSchema = z.strictObject({
     port: port.default(8080),
     /** Above the idle timeout of any load balancer in front (AWS ALB: 60 s). */
     keepAliveTimeoutMs: positiveMs.default(65_000),
-    headersTimeoutMs: positiveMs.default(66_000),
+    /**
+     * Time a client has to send its request head (408 after it). Short, against slow-header
+     * clients that hold connections open; checked every second. Idle keep-alive connections are
+     * keepAliveTimeoutMs's, not this.
+     */
+    headersTimeoutMs: positiveMs.default(10_000),
     requestTimeoutMs: z.number().int().min(0).default(300_000),
-    maxHeaderSize: z.number().int().min(1024).default(16 * 1024)
+    maxHeaderSize: z.number().int().min(1024).default(16 * 1024),
+    /** Open client connections per process; above it a new connection is closed at once (and counted). */
+    maxConnections: z.number().int().min(1, 'must be >= 1').default(10_000)
   }).prefault({}),
   admin: z.strictObject({
     enabled: z.boolean().default(true),

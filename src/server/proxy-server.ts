@@ -19,6 +19,13 @@ import { requestRefusal } from '../proxy/request-policy.js'
 import { ClientConnection, refusalBytes } from './client-connection.js'
 import type { ShadowSet } from '../shadow/shadow-set.js'
 
+/**
+ * How often node:http looks for connections past headersTimeoutMs/requestTimeoutMs. Node's default
+ * (30 s) let a slow-header client live up to headersTimeout + 30 s; at 1 s it is closed (408)
+ * within about a second of its deadline, for a scan of the connection list once a second.
+ */
+const CONNECTIONS_CHECK_MS = 1000
+
 /** Request bodies up to this size (Content-Length known) are read whole before dispatch. */
 const BUFFER_BODY_LIMIT = 64 * 1024
 
@@ -69,10 +76,14 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
       headersTimeout: l.headersTimeoutMs,
       requestTimeout: l.requestTimeoutMs,
       maxHeaderSize: l.maxHeaderSize,
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
       // Never loosen the parser: llhttp's strictness is what rejects CL+TE smuggling (RFC 9112 §6.3).
       insecureHTTPParser: false
     }, this.#onRequest)
-    this.server.on('connection', ClientConnection.attach)
+    this.server.on('connection', this.#onConnection)
+    // Above it net.Server closes a new connection at once, before any byte is read.
+    this.server.maxConnections = l.maxConnections
+    this.server.on('drop', () => this.#metrics.connectionsDropped.inc())
     this.server.on('upgrade', this.#onUpgrade)
     this.server.on('clientError', this.#onClientError)
   }
@@ -86,6 +97,13 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
 
   get inflight (): number {
     return this.#inflight
+  }
+
+  #onConnection = (socket: Duplex): void => {
+    ClientConnection.attach(socket)
+    const m = this.#metrics.connectionsOpen
+    m.inc()
+    socket.once('close', () => m.dec())
   }
 
   #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
