@@ -23,7 +23,7 @@ const P = { url: 'http://127.0.0.1:9001' }
 
 test('a minimal config gets the documented defaults', () => {
   const c = validateConfig({ primary: P })
-  assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080, keepAliveTimeoutMs: 65_000, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, maxHeaderSize: 16_384, maxConnections: 10_000 })
+  assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080, keepAliveTimeoutMs: 65_000, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, maxHeaderBytes: 16_384, maxBodyBytes: 100 * 1024 * 1024, maxConnections: 10_000 })
   assert.deepEqual(c.admin, { enabled: true, host: '127.0.0.1', port: 9901, token: null })
   // The legacy object form defines the backend named "primary".
   assert.equal(c.primary, 'primary')

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
-import { startPenumbra, urls, waitFor } from './helpers/servers.js'
+import { startPenumbra, testConfig, urls, waitFor } from './helpers/servers.js'
 import { parseHead, tcpServer } from './helpers/proxy-util.js'
 import { metricValue, scrape } from './helpers/shadow-util.js'
 import { ByteLogUpstream, statusCodes, untilClosed } from './helpers/byte-log.js'
@@ -377,4 +377,86 @@ test('listen.maxConnections: connections above it are closed on arrival and coun
   const { text } = await untilClosed(app.port, 'GET /again HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')
   assert.deepEqual(statusCodes(text), [200], text)
   assert.deepEqual(primary.seen.map((s) => s.url), ['/again'])
+})
+
+// ---- issue #15: request size limits ----
+
+test('listen.maxBodyBytes: a larger Content-Length gets 413 before any upstream is contacted, and the connection closes; at the limit it is forwarded', { timeout: 20_000 }, async (t) => {
+  const primary = await ByteLogUpstream.start()
+  const shadow = await ByteLogUpstream.start()
+  t.after(() => primary.close())
+  t.after(() => shadow.close())
+  const app = await startPenumbra({ primary: { url: primary.url }, listen: { host: '127.0.0.1', port: 0, maxBodyBytes: 1000 }, shadows: [{ name: 'v2', url: shadow.url }] })
+  t.after(() => app.stop())
+  const big = await untilClosed(app.port, `POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 1001\r\n\r\n${'x'.repeat(1001)}`)
+  assert.ok(big.closed)
+  const head = parseHead(big.text)
+  assert.equal(head.status, 413)
+  assert.equal((JSON.parse(head.body) as { error: string }).error, 'PENUMBRA_BODY_TOO_LARGE')
+  // Announced but not even sent: refused from the head alone.
+  const announced = await untilClosed(app.port, 'POST /huge HTTP/1.1\r\nHost: h\r\nContent-Length: 999999999999\r\n\r\n')
+  assert.deepEqual(statusCodes(announced.text), [413])
+  // Barrier: a body of exactly the limit is forwarded, and is the first thing either upstream received.
+  const ok = await untilClosed(app.port, `POST /fits HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n${'y'.repeat(1000)}`)
+  assert.deepEqual(statusCodes(ok.text), [200], ok.text)
+  await waitFor(() => shadow.seen.length === 1, 5000, 'the mirrored /fits')
+  assert.equal(primary.connections, 1)
+  assert.ok(primary.text.startsWith('POST /fits '), primary.text.slice(0, 100))
+  assert.ok(shadow.text.startsWith('POST /fits '), shadow.text.slice(0, 100))
+  assert.equal(metricValue(await scrape(app), 'penumbra_request_body_too_large_total', { framing: 'content-length' }), 2)
+})
+
+test('listen.maxBodyBytes: a chunked body that crosses the limit gets 413 and a closed connection; the upstream request is aborted, no shadow gets it', { timeout: 20_000 }, async (t) => {
+  const primary = await ByteLogUpstream.start()
+  const shadow = await ByteLogUpstream.start()
+  t.after(() => primary.close())
+  t.after(() => shadow.close())
+  const app = await startPenumbra({ primary: { url: primary.url }, listen: { host: '127.0.0.1', port: 0, maxBodyBytes: 100_000 }, shadows: [{ name: 'v2', url: shadow.url }] })
+  t.after(() => app.stop())
+  const chunk = 'z'.repeat(40_000)
+  const s = connect(app.port, '127.0.0.1')
+  t.after(() => s.destroy())
+  let got = ''
+  s.setEncoding('latin1')
+  s.on('data', (d: string) => { got += d })
+  s.on('error', () => {})
+  const closed = new Promise<void>((resolve) => s.once('close', () => resolve()))
+  s.write('POST /stream HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n')
+  // 40 kB at a time, each after the upstream has seen more bytes: the limit is crossed in flight.
+  for (let i = 0; i < 4 && s.writable; i++) {
+    const before = primary.chunks.length
+    s.write(`${(40_000).toString(16)}\r\n${chunk}\r\n`)
+    if (i < 2) await waitFor(() => primary.chunks.length > before, 5000, `chunk ${i} upstream`)
+  }
+  await closed
+  assert.deepEqual(statusCodes(got), [413], got.slice(0, 300))
+  assert.match(got, /PENUMBRA_BODY_TOO_LARGE/)
+  // The upstream saw the start of the upload but never a complete request; the shadow nothing.
+  assert.ok(primary.text.startsWith('POST /stream '))
+  await waitFor(() => primary.open === 0, 5000, 'the upstream connection closed (the request aborted)')
+  assert.equal(primary.seen.length, 0)
+  assert.equal(shadow.seen.length, 0)
+  await waitFor(() => app.proxy.inflight === 0, 5000, 'nothing in flight')
+  const m = await scrape(app)
+  assert.equal(metricValue(m, 'penumbra_request_body_too_large_total', { framing: 'chunked' }), 1)
+  assert.equal(metricValue(m, 'penumbra_requests_total', { method: 'POST', code: '413' }), 1)
+  assert.equal(metricValue(m, 'penumbra_upstream_errors_total', { upstream: 'primary', reason: 'other' }), 0)
+})
+
+test('listen.maxHeaderBytes is node:http\'s header limit (431 beyond); maxHeaderSize stays its old name; maxBodyBytes: null lifts the body limit', { timeout: 20_000 }, async (t) => {
+  const primary = await ByteLogUpstream.start()
+  t.after(() => primary.close())
+  const app = await startPenumbra({ primary: { url: primary.url }, listen: { host: '127.0.0.1', port: 0, maxHeaderBytes: 2048, maxBodyBytes: null } })
+  t.after(() => app.stop())
+  const big = await untilClosed(app.port, `GET /h HTTP/1.1\r\nHost: h\r\nX-Big: ${'b'.repeat(3000)}\r\n\r\n`)
+  assert.deepEqual(statusCodes(big.text), [431], big.text)
+  const body = 'q'.repeat(200 * 1024)
+  const r = await request(`${urls(app).proxy}/nolimit`, { method: 'POST', body })
+  assert.equal(r.statusCode, 200)
+  await r.body.dump()
+  assert.equal(primary.seen.length, 1)
+  assert.equal(testConfig({ primary: { url: primary.url } }).listen.maxBodyBytes, 100 * 1024 * 1024)
+  assert.equal(testConfig({ primary: { url: primary.url }, listen: { maxHeaderSize: 4096 } }).listen.maxHeaderBytes, 4096)
+  assert.throws(() => testConfig({ primary: { url: primary.url }, listen: { maxHeaderSize: 4096, maxHeaderBytes: 4096 } }), /listen\.maxHeaderSize: is the old name of listen\.maxHeaderBytes/)
+  assert.throws(() => testConfig({ primary: { url: primary.url }, listen: { maxBodyBytes: -1 } }), /listen\.maxBodyBytes/)
 })

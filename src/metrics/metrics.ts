@@ -46,6 +46,7 @@ export class Metrics {
   readonly inflight: Gauge
   readonly connectionsOpen: Gauge
   readonly connectionsDropped: Counter
+  readonly bodyTooLarge: Counter<'framing'>
   readonly upgrades: Counter<'outcome'>
   readonly upgradesOpen: Gauge
   readonly backendRequests: Counter<'backend' | 'code'>
@@ -83,6 +84,8 @@ export class Metrics {
     this.inflight = new Gauge({ name: 'penumbra_inflight_requests', help: 'Client requests in flight.', registers: r })
     this.connectionsOpen = new Gauge({ name: 'penumbra_client_connections', help: 'Client connections open on the proxy listener.', registers: r })
     this.connectionsDropped = new Counter({ name: 'penumbra_client_connections_dropped_total', help: 'Client connections closed on arrival because listen.maxConnections were open.', registers: r })
+    this.bodyTooLarge = new Counter({ name: 'penumbra_request_body_too_large_total', help: 'Requests refused with 413 for a body above listen.maxBodyBytes, by framing (content-length: before any upstream; chunked: cut off when it crossed the limit).', labelNames: ['framing'], registers: r })
+    for (const framing of ['content-length', 'chunked']) this.bodyTooLarge.inc({ framing }, 0)
     this.upgrades = new Counter({ name: 'penumbra_upgrades_total', help: 'WebSocket/Upgrade handshakes by outcome (upgraded, declined: the upstream answered without switching, refused: by penumbra\'s request policy, limit: proxy.maxUpgrades, timeout, error).', labelNames: ['outcome'], registers: r })
     for (const outcome of ['upgraded', 'declined', 'refused', 'limit', 'timeout', 'error']) this.upgrades.inc({ outcome }, 0)
     this.upgradesOpen = new Gauge({ name: 'penumbra_upgrades_open', help: 'WebSocket/Upgrade connections open or opening (capped by proxy.maxUpgrades).', registers: r })

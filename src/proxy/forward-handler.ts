@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici'
 import { clientResponseHeaders, type RequestHeaderOptions } from './headers.js'
 import { classifyUpstreamError, upstreamFailure, type UpstreamErrorReason } from '../upstream/upstream-error.js'
 import { sendError } from './send-error.js'
+import { PenumbraError } from '../errors.js'
 import type { Backend } from '../upstream/backend.js'
 
 /** Told once per exchange, when the client response is finished or abandoned. */
@@ -202,7 +203,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const res = this.res
     if (res.destroyed) { this.#finish(); return }
     // After the head went out the status cannot change: sendError destroys the connection then.
-    const failure = upstreamFailure(reason, this.backend?.label ?? 'primary', err)
+    // A refusal of penumbra's own (e.g. the body limit failing the upload) is answered as itself.
+    const failure = err instanceof PenumbraError ? err : upstreamFailure(reason, this.backend?.label ?? 'primary', err)
     if (!res.headersSent) this.status = failure.statusCode
     sendError(res, failure, this.requestId, this.#opts.requestIdHeader)
   }

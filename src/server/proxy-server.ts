@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { Config } from '../config/schema.js'
@@ -16,6 +16,7 @@ import { Router } from '../routing/router.js'
 import { sendError, sendSocketError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
 import { requestRefusal } from '../proxy/request-policy.js'
+import { BodyLimit } from '../proxy/body-limit.js'
 import { ClientConnection, refusalBytes } from './client-connection.js'
 import type { ShadowSet } from '../shadow/shadow-set.js'
 
@@ -51,6 +52,8 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
   readonly #router = new Router()
   #headerOpts: HeaderOpts
   #accessLog: boolean
+  /** listen.maxBodyBytes (listen keys need a restart, so not reloaded). */
+  readonly #maxBodyBytes: number | null
   readonly #metrics: Metrics
   readonly #log: Logger
   readonly #shadows: ShadowSet
@@ -66,6 +69,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     this.#runtime = runtime
     this.#headerOpts = headerOptions(config)
     this.#accessLog = config.log.access
+    this.#maxBodyBytes = config.listen.maxBodyBytes
     // WebSocket/Upgrade passthrough (the HTTP path is undici's): server.close() waits for its
     // sockets and closeAllConnections() does not see them, so the tunnels track their own.
     this.#tunnels = new UpgradeTunnels(config.proxy.maxUpgrades, this)
@@ -75,7 +79,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
       keepAliveTimeout: l.keepAliveTimeoutMs,
       headersTimeout: l.headersTimeoutMs,
       requestTimeout: l.requestTimeoutMs,
-      maxHeaderSize: l.maxHeaderSize,
+      maxHeaderSize: l.maxHeaderBytes,
       connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
       // Never loosen the parser: llhttp's strictness is what rejects CL+TE smuggling (RFC 9112 §6.3).
       insecureHTTPParser: false
@@ -124,6 +128,10 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
       h.status = refused.statusCode
       return
     }
+    if (this.#maxBodyBytes !== null && Number(req.headers['content-length']) > this.#maxBodyBytes) {
+      this.#refuseLargeBody(h)
+      return
+    }
     // The one read of the runtime state for this request: a switch after this line does not move it.
     const backend = this.#router.pick(req, this.#runtime.snapshot)
     h.backend = backend
@@ -144,9 +152,37 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
       h.bufferBody()
       return
     }
+    if (body !== null && this.#maxBodyBytes !== null && req.headers['transfer-encoding'] !== undefined) body = this.#limitBody(h, body, this.#maxBodyBytes)
     this.#dispatch(h, body)
     // Without a body the shadows go out now, right after the primary (never before it).
     if (!hasBody && h.tap !== null) h.tap.onRequestBody(null)
+  }
+
+  /**
+   * RFC 9110 §15.5.14: 413 before any upstream is contacted, and the connection closes rather
+   * than read (and discard) the body to keep it alive.
+   */
+  #refuseLargeBody (h: ForwardHandler): void {
+    this.#metrics.bodyTooLarge.inc({ framing: 'content-length' })
+    h.res.shouldKeepAlive = false
+    const err = new PenumbraError('PENUMBRA_BODY_TOO_LARGE', `the request body (Content-Length: ${String(h.req.headers['content-length'])}) exceeds listen.maxBodyBytes (${String(this.#maxBodyBytes)} bytes)`)
+    sendError(h.res, err, h.requestId, this.#headerOpts[0].requestIdHeader)
+    h.status = 413
+  }
+
+  /** A chunked body counted on its way upstream: past the limit, 413 and a closed connection. */
+  #limitBody (h: ForwardHandler, body: NodeJS.ReadableStream, max: number): NodeJS.ReadableStream {
+    const limiter = new BodyLimit(max)
+    limiter.onExceeded = (err) => {
+      this.#metrics.bodyTooLarge.inc({ framing: 'chunked' })
+      h.res.shouldKeepAlive = false
+      // The shadows' copy (a tee in front of the limiter) ends too: no shadow gets a partial body.
+      if (body !== h.req) (body as Readable).destroy()
+    }
+    // undici reads the failure from the body it holds; this listener only keeps a late one from being uncaught.
+    limiter.on('error', () => {})
+    body.pipe(limiter)
+    return limiter
   }
 
   bodyBuffered (h: ForwardHandler, body: Buffer): void {
