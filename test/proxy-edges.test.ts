@@ -460,3 +460,27 @@ test('listen.maxHeaderBytes is node:http\'s header limit (431 beyond); maxHeader
   assert.throws(() => testConfig({ primary: { url: primary.url }, listen: { maxHeaderSize: 4096, maxHeaderBytes: 4096 } }), /listen\.maxHeaderSize: is the old name of listen\.maxHeaderBytes/)
   assert.throws(() => testConfig({ primary: { url: primary.url }, listen: { maxBodyBytes: -1 } }), /listen\.maxBodyBytes/)
 })
+
+// ---- edge 4 (fixed on main; verified here at the byte level) ----
+
+test('client-sent x-penumbra-shadow/-experiment/-fault (any case, repeated) never reach the primary; the shadow gets one marker, penumbra\'s', { timeout: 20_000 }, async (t) => {
+  const primary = await ByteLogUpstream.start()
+  const shadow = await ByteLogUpstream.start()
+  t.after(() => primary.close())
+  t.after(() => shadow.close())
+  const app = await startPenumbra({ primary: { url: primary.url }, shadows: [{ name: 'v2', url: shadow.url }] })
+  t.after(() => app.stop())
+  const forged = 'X-Penumbra-Shadow: forged\r\nx-penumbra-shadow: forged2\r\nX-PENUMBRA-EXPERIMENT: ab=b\r\nx-Penumbra-Fault: f\r\nX-Penumbra-Other: kept\r\n'
+  // Buffered (Content-Length) and streamed (chunked) bodies take different paths to the upstream.
+  const sent = `POST /a HTTP/1.1\r\nHost: h\r\n${forged}Content-Length: 2\r\n\r\n{}` +
+    `POST /b HTTP/1.1\r\nHost: h\r\n${forged}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`
+  const { text } = await untilClosed(app.port, sent)
+  assert.deepEqual(statusCodes(text), [200, 200], text)
+  await waitFor(() => shadow.seen.length === 2, 5000, 'two mirrored requests')
+  assert.equal(primary.seen.length, 2)
+  assert.ok(!/x-penumbra-(shadow|experiment|fault)/i.test(primary.text), primary.text)
+  assert.equal((primary.text.match(/x-penumbra-other: kept/gi) ?? []).length, 2)
+  assert.equal((shadow.text.match(/x-penumbra-shadow:/gi) ?? []).length, 2, shadow.text)
+  assert.equal((shadow.text.match(/x-penumbra-shadow: v2\r\n/g) ?? []).length, 2)
+  assert.ok(!/forged|x-penumbra-(experiment|fault)/i.test(shadow.text), shadow.text)
+})
