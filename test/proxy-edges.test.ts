@@ -459,6 +459,8 @@ test('listen.maxHeaderBytes is node:http\'s header limit (431 beyond); maxHeader
   assert.equal(testConfig({ primary: { url: primary.url }, listen: { maxHeaderSize: 4096 } }).listen.maxHeaderBytes, 4096)
   assert.throws(() => testConfig({ primary: { url: primary.url }, listen: { maxHeaderSize: 4096, maxHeaderBytes: 4096 } }), /listen\.maxHeaderSize: is the old name of listen\.maxHeaderBytes/)
   assert.throws(() => testConfig({ primary: { url: primary.url }, listen: { maxBodyBytes: -1 } }), /listen\.maxBodyBytes/)
+  assert.throws(() => testConfig({ primary: { url: primary.url }, listen: { maxConnections: 0 } }), /listen\.maxConnections: must be >= 1/)
+  assert.throws(() => testConfig({ primary: { url: primary.url }, proxy: { maxUpgrades: 0 } }), /proxy\.maxUpgrades: must be >= 1/)
 })
 
 // ---- edge 4 (fixed on main; verified here at the byte level) ----
