@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { PenumbraError } from '../errors.js'
+import { hasRequestBody } from './headers.js'
 
 /** What the refusals need of the proxy's settings. */
 export interface PolicyOptions {
@@ -27,6 +28,20 @@ export function requestRefusal (req: IncomingMessage, opts: PolicyOptions): Penu
   if (opts.loopDetection && viaNames(req.headers.via, opts.via)) {
     // RFC 9110 §7.6.3: our own pseudonym in Via means this request already passed here.
     return new PenumbraError('PENUMBRA_LOOP_DETECTED', `the request already passed through "${opts.via}" (Via); give chained proxies distinct proxy.via names`)
+  }
+  return null
+}
+
+/**
+ * What only an upgrade is refused for: a WebSocket opening handshake is a GET without a body
+ * (RFC 6455 §4.1). A body sent with it would reach the upstream as the first bytes of the new
+ * protocol (or of the next request), so it is refused rather than dropped; other protocols (h2c)
+ * are not tunnelled by this hop.
+ */
+export function upgradeRefusal (req: IncomingMessage): PenumbraError | null {
+  if (hasRequestBody(req)) return new PenumbraError('PENUMBRA_BAD_REQUEST', 'an upgrade request must not carry a body (RFC 6455 §4.1)')
+  if (req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+    return new PenumbraError('PENUMBRA_BAD_REQUEST', 'only WebSocket upgrades (GET with Upgrade: websocket) are forwarded')
   }
   return null
 }

@@ -15,7 +15,7 @@ import type { RuntimeState } from '../runtime/runtime-state.js'
 import { Router } from '../routing/router.js'
 import { sendError, sendSocketError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
-import { requestRefusal } from '../proxy/request-policy.js'
+import { requestRefusal, upgradeRefusal } from '../proxy/request-policy.js'
 import { BodyLimit } from '../proxy/body-limit.js'
 import { ClientConnection, refusalBytes } from './client-connection.js'
 import type { ShadowSet } from '../shadow/shadow-set.js'
@@ -283,8 +283,6 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     // Malformed requests (including CL+TE conflicts rejected by llhttp) get a status and a
     // closed connection; they never reach the primary and never crash the process.
     if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
-    // A malformed request pipelined behind one whose response is streaming: a status line now
-    // would be spliced into that response's body. Close the connection instead.
     const line = CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? '400 Bad Request'
     const conn = ClientConnection.of(socket)
     if (conn !== undefined && conn.refusal !== null) return // the parser reports each later packet again
@@ -295,6 +293,8 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
       this.#metrics.requests.inc({ method: 'OTHER', code: line.slice(0, 3) })
       return
     }
+    // Not deferrable (a pending request's own body failed) while its response is streaming: a
+    // status line now would be spliced into that response's body. Close the connection instead.
     const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage
     if (current != null && current.headersSent === true) { socket.destroy(); return }
     this.#metrics.requests.inc({ method: 'OTHER', code: line.slice(0, 3) })
@@ -330,20 +330,6 @@ function pathOnly (url: string | undefined): string {
   if (url === undefined) return '/'
   const q = url.indexOf('?')
   return q === -1 ? url : url.slice(0, q)
-}
-
-/**
- * What only an upgrade is refused for: a WebSocket opening handshake is a GET without a body
- * (RFC 6455 §4.1). A body sent with it would reach the upstream as the first bytes of the new
- * protocol (or of the next request), so it is refused rather than dropped; other protocols (h2c)
- * are not tunnelled by this hop.
- */
-function upgradeRefusal (req: IncomingMessage): PenumbraError | null {
-  if (hasRequestBody(req)) return new PenumbraError('PENUMBRA_BAD_REQUEST', 'an upgrade request must not carry a body (RFC 6455 §4.1)')
-  if (req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket') {
-    return new PenumbraError('PENUMBRA_BAD_REQUEST', 'only WebSocket upgrades (GET with Upgrade: websocket) are forwarded')
-  }
-  return null
 }
 
 function headerOptions (config: Config): HeaderOpts {
