@@ -43,6 +43,30 @@ test('pipelined: requests read before a malformed one are answered in order, the
   assert.equal(metricValue(m, 'penumbra_requests_total', { method: 'OTHER', code: '400' }), 5)
 })
 
+test('pipelined: bytes sent after the malformed request, while earlier answers are pending, are never parsed as a request', { timeout: 20_000 }, async (t) => {
+  const held: ServerResponse[] = []
+  const primary = await ByteLogUpstream.start((_req, res) => { held.push(res) })
+  t.after(() => primary.close())
+  const app = await startPenumbra({ primary: { url: primary.url } })
+  t.after(() => app.stop())
+  const s = connect(app.port, '127.0.0.1')
+  t.after(() => s.destroy())
+  let got = ''
+  s.setEncoding('latin1')
+  s.on('data', (d: string) => { got += d })
+  s.on('error', () => {})
+  const closed = new Promise<void>((resolve) => s.once('close', () => resolve()))
+  // The upstream holds /a and /b, so the refusal of /c is still waiting when /d comes.
+  s.write(PIPELINE)
+  await waitFor(() => primary.seen.length === 2, 5000, 'the upstream got /a and /b')
+  await new Promise<void>((resolve) => s.write('GET /d HTTP/1.1\r\nHost: h\r\n\r\n', () => resolve()))
+  for (const r of held) r.end('answer')
+  await closed
+  assert.deepEqual(statusCodes(got), [200, 200, 400], got)
+  assert.deepEqual(primary.seen.map((r) => r.url).sort(), ['/a', '/b'])
+  assert.ok(!primary.text.includes('/d'), 'a request after the malformed one is never forwarded')
+})
+
 test('pipelined: a client that closes with responses still queued leaves nothing in flight, the upstream calls are aborted, and stop() does not wait', { timeout: 20_000 }, async (t) => {
   const held = new Set<ServerResponse>()
   let closedEarly = 0
