@@ -13,6 +13,12 @@ export const ErrorCodes = {
   PENUMBRA_LOOP_DETECTED: 508,
   /** The request could not be forwarded as sent (e.g. an invalid header for the upstream). */
   PENUMBRA_BAD_REQUEST: 400,
+  /** A request line that is not HTTP/1.0 or HTTP/1.1 (HTTP/0.9, `HTTP/2.0`, …) on the HTTP/1 listener. */
+  PENUMBRA_HTTP_VERSION_NOT_SUPPORTED: 505,
+  /** More WebSocket/Upgrade connections open (or opening) than `proxy.maxUpgrades`. */
+  PENUMBRA_TOO_MANY_UPGRADES: 503,
+  /** A request body larger than `listen.maxBodyBytes` (Content-Length known): refused before any upstream. */
+  PENUMBRA_BODY_TOO_LARGE: 413,
   /** A bug in penumbra itself. */
   PENUMBRA_INTERNAL: 500,
   /** Invalid configuration: the process exits with code 2 before listening. */

@@ -60,7 +60,7 @@ test('an upstream reason phrase or header Node cannot send gives the client a co
   await waitFor(() => app.proxy.inflight === 0, 3000, 'no request left in flight')
 })
 
-test('a malformed request pipelined behind a streaming response closes the connection instead of splicing a 400 into the body', { timeout: 20_000 }, async (t) => {
+test('a malformed request pipelined behind a streaming response never splices a 400 into the body: the 400 follows the complete response', { timeout: 20_000 }, async (t) => {
   const primary = await startUpstream((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '20' })
     res.write('0123456789')
@@ -76,7 +76,12 @@ test('a malformed request pipelined behind a streaming response closes the conne
   await sleep(100)
   sock.write('GARBAGE\x01\r\n\r\n')
   await new Promise((resolve) => sock.once('close', resolve))
-  assert.ok(!got.includes('400 Bad Request'), JSON.stringify(got))
+  // The streaming response is complete (all 20 bytes) before anything else; the 400 for the
+  // malformed request follows it (issue #21: answers of requests already read come first).
+  const first = got.indexOf('0123456789abcdefghij')
+  assert.ok(first > 0, JSON.stringify(got))
+  assert.ok(!got.slice(0, first + 20).includes('400 Bad Request'), JSON.stringify(got))
+  assert.ok(got.slice(first + 20).startsWith('HTTP/1.1 400 Bad Request'), JSON.stringify(got))
 })
 
 test('GET /shadows never shows headers.set values; malformed percent-encoding in admin paths is a 400', { timeout: 20_000 }, async (t) => {
@@ -143,7 +148,7 @@ test('config: headersTimeoutMs above requestTimeoutMs, and CR/LF in a headers.se
     }
     return []
   }
-  assert.deepEqual(problems({ primary: { url: 'http://127.0.0.1:1' }, listen: { port: 0, requestTimeoutMs: 30_000 } }),
+  assert.deepEqual(problems({ primary: { url: 'http://127.0.0.1:1' }, listen: { port: 0, requestTimeoutMs: 5_000 } }),
     ['listen.headersTimeoutMs: must be <= listen.requestTimeoutMs (Node refuses to start otherwise)'])
   assert.match(problems({ primary: { url: 'http://127.0.0.1:1' }, shadows: [{ name: 's', url: 'http://127.0.0.1:2', headers: { set: { 'x-a': 'b\r\nx-evil: 1' } } }] })[0]!,
     /^shadows\[0\]\.headers\.set\.x-a: must be a valid header value/)

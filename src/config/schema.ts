@@ -204,9 +204,24 @@ export const configSchema = z.strictObject({
     port: port.default(8080),
     /** Above the idle timeout of any load balancer in front (AWS ALB: 60 s). */
     keepAliveTimeoutMs: positiveMs.default(65_000),
-    headersTimeoutMs: positiveMs.default(66_000),
+    /**
+     * Time a client has to send its request head (408 after it). Short, against slow-header
+     * clients that hold connections open; checked every second. Idle keep-alive connections are
+     * keepAliveTimeoutMs's, not this.
+     */
+    headersTimeoutMs: positiveMs.default(10_000),
     requestTimeoutMs: z.number().int().min(0).default(300_000),
-    maxHeaderSize: z.number().int().min(1024).default(16 * 1024)
+    /** Largest request head in bytes (431 beyond), passed to node:http; default 16 KiB (set in the transform below). */
+    maxHeaderBytes: z.number().int().min(1024, 'must be >= 1024').optional(),
+    /** The name before issue #15 (kept working): same meaning as maxHeaderBytes. */
+    maxHeaderSize: z.number().int().min(1024, 'must be >= 1024').optional(),
+    /**
+     * Largest request body in bytes; null: no limit. A larger Content-Length gets 413 before any
+     * upstream is contacted; a chunked body that crosses it gets 413 and a closed connection.
+     */
+    maxBodyBytes: z.number().int().min(0, 'must be >= 0').nullable().default(100 * 1024 * 1024),
+    /** Open client connections per process; above it a new connection is closed at once (and counted). */
+    maxConnections: z.number().int().min(1, 'must be >= 1').default(10_000)
   }).prefault({}),
   admin: z.strictObject({
     enabled: z.boolean().default(true),
@@ -233,7 +248,9 @@ export const configSchema = z.strictObject({
     requestIdHeader: headerName.default('x-request-id'),
     /** Answer 508 when our own `via` pseudonym is already in the request's Via (a loop). */
     loopDetection: z.boolean().default(true),
-    xForwarded: z.boolean().default(true)
+    xForwarded: z.boolean().default(true),
+    /** WebSocket/Upgrade connections open or opening at once (each holds an upstream connection); 503 above. */
+    maxUpgrades: z.number().int().min(1, 'must be >= 1').default(1024)
   }).prefault({}),
   sampling: z.strictObject({
     /** Salt of the sticky sampling hash: change it to reshuffle which keys are mirrored. */
@@ -280,6 +297,9 @@ export const configSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['shadows', i, 'name'], message: `is the name of backend "${s.name}": name the shadow after its own backend, or differently` })
     }
   })
+  if (cfg.listen.maxHeaderSize !== undefined && cfg.listen.maxHeaderBytes !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['listen', 'maxHeaderSize'], message: 'is the old name of listen.maxHeaderBytes: set only one of them' })
+  }
   if (cfg.listen.requestTimeoutMs > 0 && cfg.listen.headersTimeoutMs > cfg.listen.requestTimeoutMs) {
     ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
   }
@@ -290,9 +310,12 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['admin', 'port'], message: 'must differ from listen.port' })
   }
 }).transform((cfg) => {
-  // One shape for the rest of penumbra: every backend is in `backends`, `primary` is a name.
-  if (typeof cfg.primary === 'string') return { ...cfg, primary: cfg.primary }
-  return { ...cfg, backends: { ...cfg.backends, primary: cfg.primary }, primary: 'primary' }
+  // One shape for the rest of penumbra: every backend is in `backends`, `primary` is a name;
+  // listen.maxHeaderSize (the old name) becomes listen.maxHeaderBytes.
+  const { maxHeaderSize, ...rest } = cfg.listen
+  const listen = { ...rest, maxHeaderBytes: rest.maxHeaderBytes ?? maxHeaderSize ?? 16 * 1024 }
+  if (typeof cfg.primary === 'string') return { ...cfg, listen, primary: cfg.primary }
+  return { ...cfg, listen, backends: { ...cfg.backends, primary: cfg.primary }, primary: 'primary' }
 })
 
 function pointsAtSelf (url: string, listen: { host: string, port: number }): boolean {

@@ -54,6 +54,11 @@ export class Metrics {
   readonly upstreamDuration: Histogram<'upstream'>
   readonly upstreamErrors: Counter<'upstream' | 'reason'>
   readonly inflight: Gauge
+  readonly connectionsOpen: Gauge
+  readonly connectionsDropped: Counter
+  readonly bodyTooLarge: Counter<'framing'>
+  readonly upgrades: Counter<'outcome'>
+  readonly upgradesOpen: Gauge
   readonly backendRequests: Counter<'backend' | 'code'>
   readonly primarySwitches: Counter<'from' | 'to'>
   readonly primaryBackend: Gauge<'backend'>
@@ -87,6 +92,13 @@ export class Metrics {
     this.upstreamDuration = new Histogram({ name: 'penumbra_upstream_duration_seconds', help: 'Upstream duration from dispatch to the last response byte; upstream is the backend that answered the client, or a shadow name.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: r })
     this.upstreamErrors = new Counter({ name: 'penumbra_upstream_errors_total', help: 'Upstream failures by upstream and reason (refused, reset, timeout, dns, bad_response, bad_request, aborted, other).', labelNames: ['upstream', 'reason'], registers: r })
     this.inflight = new Gauge({ name: 'penumbra_inflight_requests', help: 'Client requests in flight.', registers: r })
+    this.connectionsOpen = new Gauge({ name: 'penumbra_client_connections', help: 'Client connections open on the proxy listener.', registers: r })
+    this.connectionsDropped = new Counter({ name: 'penumbra_client_connections_dropped_total', help: 'Client connections closed on arrival because listen.maxConnections were open.', registers: r })
+    this.bodyTooLarge = new Counter({ name: 'penumbra_request_body_too_large_total', help: 'Requests refused with 413 for a body above listen.maxBodyBytes, by framing (content-length: before any upstream; chunked: cut off when it crossed the limit).', labelNames: ['framing'], registers: r })
+    for (const framing of ['content-length', 'chunked']) this.bodyTooLarge.inc({ framing }, 0)
+    this.upgrades = new Counter({ name: 'penumbra_upgrades_total', help: 'WebSocket/Upgrade handshakes by outcome (upgraded, declined: the upstream answered without switching, refused: by penumbra\'s request policy, limit: proxy.maxUpgrades, timeout, error).', labelNames: ['outcome'], registers: r })
+    for (const outcome of ['upgraded', 'declined', 'refused', 'limit', 'timeout', 'error']) this.upgrades.inc({ outcome }, 0)
+    this.upgradesOpen = new Gauge({ name: 'penumbra_upgrades_open', help: 'WebSocket/Upgrade connections open or opening (capped by proxy.maxUpgrades).', registers: r })
     this.backendRequests = new Counter({ name: 'penumbra_backend_requests_total', help: 'Client requests answered through each backend, by status code (499: the client went away first).', labelNames: ['backend', 'code'], registers: r })
     this.primarySwitches = primarySwitchesCounter(r)
     // max, not sum: in --workers mode every worker reports 1 for the backend it routes to.

@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici'
 import { clientResponseHeaders, type RequestHeaderOptions } from './headers.js'
 import { classifyUpstreamError, upstreamFailure, type UpstreamErrorReason } from '../upstream/upstream-error.js'
 import { sendError } from './send-error.js'
+import { PenumbraError } from '../errors.js'
 import type { Backend } from '../upstream/backend.js'
 
 /** Told once per exchange, when the client response is finished or abandoned. */
@@ -42,6 +43,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   tap: PrimaryTap | null = null
   /** The backend the router picked (null when the request was refused before routing). */
   backend: Backend | null = null
+  /** The client connection it arrived on, told when the exchange is done (req.socket is gone by then). */
+  connection: { done (ex: ForwardHandler): void } | null = null
   /** The header list sent upstream (built once, shared with the shadows). */
   headers: string[] = []
   /**
@@ -75,6 +78,21 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // the model stops computing for nobody.
     if (!this.res.writableFinished && this.#ctl !== null && !this.#ctl.aborted) this.#ctl.abort(kClientClosed)
     this.#finish()
+  }
+
+  /** The request was read whole (ClientConnection: a later parse error is another request's). */
+  get requestComplete (): boolean {
+    return this.req.complete
+  }
+
+  /**
+   * The client connection closed while this response was queued behind a pipelined one: Node
+   * emits no 'close' on a response that never got the socket, so the connection tells us.
+   */
+  abandon (): void {
+    if (this.#done) return
+    if (!this.res.destroyed) this.res.destroy()
+    this.#onClose()
   }
 
   #onDrain = (): void => {
@@ -185,7 +203,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     const res = this.res
     if (res.destroyed) { this.#finish(); return }
     // After the head went out the status cannot change: sendError destroys the connection then.
-    const failure = upstreamFailure(reason, this.backend?.label ?? 'primary', err)
+    // A refusal of penumbra's own (e.g. the body limit failing the upload) is answered as itself.
+    const failure = err instanceof PenumbraError ? err : upstreamFailure(reason, this.backend?.label ?? 'primary', err)
     if (!res.headersSent) this.status = failure.statusCode
     sendError(res, failure, this.requestId, this.#opts.requestIdHeader)
   }

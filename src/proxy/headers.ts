@@ -116,3 +116,34 @@ export function hasRequestBody (req: IncomingMessage): boolean {
   const cl = h['content-length']
   return cl !== undefined && cl !== '0'
 }
+
+/**
+ * The response head relayed to a WebSocket/Upgrade client, from the upstream's raw headers (order,
+ * case and duplicates kept) under the same hop-by-hop policy as `clientResponseHeaders`. A 101
+ * keeps `Upgrade` and gets `Connection: upgrade` (RFC 9110 §7.8: they belong to the protocol
+ * switch itself); any other answer ends the exchange, so it gets `Connection: close` and its body
+ * is delimited by the close (RFC 9112 §6.3), `Transfer-Encoding` being this hop's framing.
+ */
+export function upgradeResponseHead (status: number, reason: string, rawHeaders: string[], requestId: string, opts: RequestHeaderOptions): string {
+  const switching = status === 101
+  let listed: Set<string> | null = null
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() !== 'connection') continue
+    for (const name of connectionListed(rawHeaders[i + 1]) ?? []) (listed ??= new Set()).add(name)
+  }
+  let head = `HTTP/1.1 ${status} ${reason}\r\n`
+  let via: string | null = null
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    const lower = name.toLowerCase()
+    if (lower === 'via') { via = via === null ? rawHeaders[i + 1]! : `${via}, ${rawHeaders[i + 1]!}`; continue }
+    if (lower === opts.requestIdHeader) continue
+    if (switching && lower === 'upgrade') { head += `${name}: ${rawHeaders[i + 1]!}\r\n`; continue }
+    if (HOP_BY_HOP.has(lower) || (listed !== null && listed.has(lower))) continue
+    head += `${name}: ${rawHeaders[i + 1]!}\r\n`
+  }
+  const hop = `1.1 ${opts.via}`
+  head += `via: ${via === null ? hop : `${via}, ${hop}`}\r\n${opts.requestIdHeader}: ${requestId}\r\n`
+  head += switching ? 'connection: upgrade\r\n\r\n' : 'connection: close\r\n\r\n'
+  return head
+}

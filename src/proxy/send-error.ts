@@ -1,4 +1,5 @@
-import type { ServerResponse } from 'node:http'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { PenumbraError } from '../errors.js'
 
 /**
@@ -20,4 +21,19 @@ export function sendError (res: ServerResponse, err: PenumbraError, requestId: s
     [requestIdHeader]: requestId
   })
   res.end(body)
+}
+
+/**
+ * `sendError` for a raw client socket (a WebSocket/Upgrade request, which Node hands over without
+ * a ServerResponse): the same JSON body, then the connection closes (RFC 9112 §9.6).
+ */
+export function sendSocketError (socket: Duplex, err: PenumbraError, requestId: string, requestIdHeader: string): void {
+  if (!socket.writable) { socket.destroy(); return }
+  const body = JSON.stringify({ error: err.code, message: err.message, requestId })
+  socket.end(`HTTP/1.1 ${err.statusCode} ${STATUS_CODES[err.statusCode] ?? ''}\r\n` +
+    'content-type: application/json; charset=utf-8\r\n' +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    'cache-control: no-store\r\n' +
+    `${requestIdHeader}: ${requestId}\r\n` +
+    'connection: close\r\n\r\n' + body)
 }

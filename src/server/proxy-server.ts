@@ -1,25 +1,39 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
-import httpProxy from 'http-proxy'
 import type { Config } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { methodLabel } from '../metrics/metrics.js'
 import type { Logger } from '../log/logger.js'
 import { ForwardHandler, type ExchangeSink } from '../proxy/forward-handler.js'
 import { hasRequestBody, requestIdFor, upstreamRequestHeaders, type RequestHeaderOptions } from '../proxy/headers.js'
+import { UpgradeTunnels, type UpgradeOutcome, type UpgradeSink } from '../proxy/upgrade-tunnel.js'
+import type { UpstreamErrorReason } from '../upstream/upstream-error.js'
+import type { Backend } from '../upstream/backend.js'
 import type { RuntimeState } from '../runtime/runtime-state.js'
 import { Router } from '../routing/router.js'
-import { sendError } from '../proxy/send-error.js'
+import { sendError, sendSocketError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
+import { requestRefusal, upgradeRefusal } from '../proxy/request-policy.js'
+import { BodyLimit } from '../proxy/body-limit.js'
+import { ClientConnection, refusalBytes } from './client-connection.js'
 import type { ShadowSet } from '../shadow/shadow-set.js'
+
+/**
+ * How often node:http looks for connections past headersTimeoutMs/requestTimeoutMs. Node's default
+ * (30 s) let a slow-header client live up to headersTimeout + 30 s; at 1 s it is closed (408)
+ * within about a second of its deadline, for a scan of the connection list once a second.
+ */
+const CONNECTIONS_CHECK_MS = 1000
 
 /** Request bodies up to this size (Content-Length known) are read whole before dispatch. */
 const BUFFER_BODY_LIMIT = 64 * 1024
 
 const CLIENT_ERROR_RESPONSES: Record<string, string> = {
   HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  // A version llhttp cannot parse at all (HTTP/3.1, HTTP/1.2): answered as requestRefusal answers the ones it can.
+  HPE_INVALID_VERSION: '505 HTTP Version Not Supported',
   ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
   ERR_HTTP_HEADERS_TIMEOUT: '408 Request Timeout'
 }
@@ -32,20 +46,20 @@ type HeaderOpts = [RequestHeaderOptions & { loopDetection: boolean }, RequestHea
  * that answers it (the active primary), and the backend's undici dispatcher carries it; a
  * sampled share is also planned for the shadows. Nothing on this path waits for a shadow.
  */
-export class ProxyServer implements ExchangeSink {
+export class ProxyServer implements ExchangeSink, UpgradeSink {
   readonly server: Server
   readonly #runtime: RuntimeState
   readonly #router = new Router()
   #headerOpts: HeaderOpts
   #accessLog: boolean
+  /** listen.maxBodyBytes (listen keys need a restart, so not reloaded). */
+  readonly #maxBodyBytes: number | null
   readonly #metrics: Metrics
   readonly #log: Logger
   readonly #shadows: ShadowSet
-  readonly #ws: httpProxy
+  readonly #tunnels: UpgradeTunnels
   #draining = false
   #inflight = 0
-  /** Upgraded (WebSocket) sockets: server.close() waits for them, closeAllConnections() does not see them. */
-  readonly #upgraded = new Set<Duplex>()
   #idle: Array<() => void> = []
 
   constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet, runtime: RuntimeState) {
@@ -55,24 +69,25 @@ export class ProxyServer implements ExchangeSink {
     this.#runtime = runtime
     this.#headerOpts = headerOptions(config)
     this.#accessLog = config.log.access
-    // WebSocket/Upgrade passthrough only (the HTTP path is undici's). http-proxy re-throws
-    // 'error' when nobody listens, so a listener is mandatory.
-    this.#ws = httpProxy.createProxyServer({ ws: true, xfwd: true })
-    this.#ws.on('error', (err, req, target) => {
-      this.#metrics.upstreamErrors.inc({ upstream: (req as IncomingMessage & { penumbraBackend?: string }).penumbraBackend ?? 'primary', reason: 'other' })
-      this.#log.warn({ err: err.message }, 'websocket proxy error')
-      if (target !== undefined && 'destroy' in target) (target as Duplex).destroy()
-    })
+    this.#maxBodyBytes = config.listen.maxBodyBytes
+    // WebSocket/Upgrade passthrough (the HTTP path is undici's): server.close() waits for its
+    // sockets and closeAllConnections() does not see them, so the tunnels track their own.
+    this.#tunnels = new UpgradeTunnels(config.proxy.maxUpgrades, this)
 
     const l = config.listen
     this.server = createServer({
       keepAliveTimeout: l.keepAliveTimeoutMs,
       headersTimeout: l.headersTimeoutMs,
       requestTimeout: l.requestTimeoutMs,
-      maxHeaderSize: l.maxHeaderSize,
+      maxHeaderSize: l.maxHeaderBytes,
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
       // Never loosen the parser: llhttp's strictness is what rejects CL+TE smuggling (RFC 9112 §6.3).
       insecureHTTPParser: false
     }, this.#onRequest)
+    this.server.on('connection', this.#onConnection)
+    // Above it net.Server closes a new connection at once, before any byte is read.
+    this.server.maxConnections = l.maxConnections
+    this.server.on('drop', () => this.#metrics.connectionsDropped.inc())
     this.server.on('upgrade', this.#onUpgrade)
     this.server.on('clientError', this.#onClientError)
   }
@@ -81,10 +96,18 @@ export class ProxyServer implements ExchangeSink {
   reload (config: Config): void {
     this.#headerOpts = headerOptions(config)
     this.#accessLog = config.log.access
+    this.#tunnels.max = config.proxy.maxUpgrades
   }
 
   get inflight (): number {
     return this.#inflight
+  }
+
+  #onConnection = (socket: Duplex): void => {
+    ClientConnection.attach(socket)
+    const m = this.#metrics.connectionsOpen
+    m.inc()
+    socket.once('close', () => m.dec())
   }
 
   #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -94,18 +117,19 @@ export class ProxyServer implements ExchangeSink {
     this.#inflight++
     this.#metrics.inflight.inc()
     const h = new ForwardHandler(req, res, requestId, start, opts, this)
+    const conn = ClientConnection.of(req.socket)
+    if (conn !== undefined) { conn.pending.add(h); h.connection = conn }
     if (this.#draining) res.shouldKeepAlive = false
-    const url = req.url ?? '/'
-    if (url.charCodeAt(0) !== 47 /* '/' */) {
-      // Absolute-form and authority-form targets are for forward proxies (RFC 9112 §3.2.2).
-      sendError(res, new PenumbraError('PENUMBRA_BAD_REQUEST', 'the request target must be a path'), requestId, opts.requestIdHeader)
-      h.status = 400
+    const refused = requestRefusal(req, opts)
+    if (refused !== null) {
+      // After a version it cannot speak, the connection's framing is unknown: close it.
+      if (refused.statusCode === 505) res.shouldKeepAlive = false
+      sendError(res, refused, requestId, opts.requestIdHeader)
+      h.status = refused.statusCode
       return
     }
-    if (opts.loopDetection && viaNames(req.headers.via, opts.via)) {
-      // RFC 9110 §7.6.3: our own pseudonym in Via means this request already passed here.
-      sendError(res, new PenumbraError('PENUMBRA_LOOP_DETECTED', `the request already passed through "${opts.via}" (Via); give chained proxies distinct proxy.via names`), requestId, opts.requestIdHeader)
-      h.status = 508
+    if (this.#maxBodyBytes !== null && Number(req.headers['content-length']) > this.#maxBodyBytes) {
+      this.#refuseLargeBody(h)
       return
     }
     // The one read of the runtime state for this request: a switch after this line does not move it.
@@ -129,9 +153,37 @@ export class ProxyServer implements ExchangeSink {
       h.bufferBody()
       return
     }
+    if (body !== null && this.#maxBodyBytes !== null && req.headers['transfer-encoding'] !== undefined) body = this.#limitBody(h, body, this.#maxBodyBytes)
     this.#dispatch(h, body)
     // Without a body the shadows go out now, right after the primary (never before it).
     if (!hasBody && h.tap !== null) h.tap.onRequestBody(null)
+  }
+
+  /**
+   * RFC 9110 §15.5.14: 413 before any upstream is contacted, and the connection closes rather
+   * than read (and discard) the body to keep it alive.
+   */
+  #refuseLargeBody (h: ForwardHandler): void {
+    this.#metrics.bodyTooLarge.inc({ framing: 'content-length' })
+    h.res.shouldKeepAlive = false
+    const err = new PenumbraError('PENUMBRA_BODY_TOO_LARGE', `the request body (Content-Length: ${String(h.req.headers['content-length'])}) exceeds listen.maxBodyBytes (${String(this.#maxBodyBytes)} bytes)`)
+    sendError(h.res, err, h.requestId, this.#headerOpts[0].requestIdHeader)
+    h.status = 413
+  }
+
+  /** A chunked body counted on its way upstream: past the limit, 413 and a closed connection. */
+  #limitBody (h: ForwardHandler, body: NodeJS.ReadableStream, max: number): NodeJS.ReadableStream {
+    const limiter = new BodyLimit(max)
+    limiter.onExceeded = (err) => {
+      this.#metrics.bodyTooLarge.inc({ framing: 'chunked' })
+      h.res.shouldKeepAlive = false
+      // The shadows' copy (a tee in front of the limiter) ends too: no shadow gets a partial body.
+      if (body !== h.req) (body as Readable).destroy()
+    }
+    // undici reads the failure from the body it holds; this listener only keeps a late one from being uncaught.
+    limiter.on('error', () => {})
+    body.pipe(limiter)
+    return limiter
   }
 
   bodyBuffered (h: ForwardHandler, body: Buffer): void {
@@ -165,6 +217,7 @@ export class ProxyServer implements ExchangeSink {
   }
 
   exchangeDone (h: ForwardHandler): void {
+    h.connection?.done(h)
     this.#inflight--
     const m = this.#metrics
     m.inflight.dec()
@@ -203,24 +256,52 @@ export class ProxyServer implements ExchangeSink {
   #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => {}) // a reset client socket must not crash the process
     if (this.#draining) { socket.destroy(); return }
-    this.#upgraded.add(socket)
-    socket.once('close', () => this.#upgraded.delete(socket))
+    const opts = this.#headerOpts[0]
+    const requestId = requestIdFor(req.headers[opts.requestIdHeader])
+    // The same refusals as a plain request (version, target form, loop), then the upgrade's own.
+    const refused = requestRefusal(req, opts) ?? upgradeRefusal(req)
+    if (refused !== null) {
+      sendSocketError(socket, refused, requestId, opts.requestIdHeader)
+      this.upgradeOutcome('refused', null)
+      return
+    }
+    if (this.#tunnels.full(socket, requestId, opts.requestIdHeader)) return
     const backend = this.#router.pick(req, this.#runtime.snapshot)
-    ;(req as IncomingMessage & { penumbraBackend?: string }).penumbraBackend = backend.name
-    this.#ws.ws(req, socket, head, { target: backend.url, changeOrigin: !backend.cfg.preserveHost })
+    const headerOpts = backend.cfg.preserveHost ? this.#headerOpts[1] : opts
+    this.#tunnels.open({ req, socket, head, backend, headers: upstreamRequestHeaders(req, requestId, headerOpts), requestId, opts: headerOpts })
+  }
+
+  upgradesOpen (count: number): void {
+    this.#metrics.upgradesOpen.set(count)
+  }
+
+  upgradeOutcome (outcome: UpgradeOutcome, backend: Backend | null, reason?: UpstreamErrorReason): void {
+    this.#metrics.upgrades.inc({ outcome })
+    if (backend !== null && reason !== undefined && reason !== 'aborted' && reason !== 'bad_request') {
+      this.#metrics.upstreamErrors.inc({ upstream: backend.name, reason })
+    }
   }
 
   #onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
     // Malformed requests (including CL+TE conflicts rejected by llhttp) get a status and a
     // closed connection; they never reach the primary and never crash the process.
     if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
-    // A malformed request pipelined behind one whose response is streaming: a status line now
-    // would be spliced into that response's body. Close the connection instead.
+    const line = CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? '400 Bad Request'
+    const conn = ClientConnection.of(socket)
+    if (conn !== undefined && conn.refusal !== null) return // the parser reports each later packet again
+    if (conn !== undefined && conn.canDefer()) {
+      // Pipelined requests read before the malformed one were dispatched: their responses go
+      // out first, in order (RFC 9112 §9.3.2), then this refusal, then the connection closes.
+      conn.refusal = line
+      this.#metrics.requests.inc({ method: 'OTHER', code: line.slice(0, 3) })
+      return
+    }
+    // Not deferrable (a pending request's own body failed) while its response is streaming: a
+    // status line now would be spliced into that response's body. Close the connection instead.
     const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage
     if (current != null && current.headersSent === true) { socket.destroy(); return }
-    const line = CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? '400 Bad Request'
     this.#metrics.requests.inc({ method: 'OTHER', code: line.slice(0, 3) })
-    socket.end(`HTTP/1.1 ${line}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    socket.end(refusalBytes(line))
   }
 
   listen (host: string, port: number): Promise<void> {
@@ -243,9 +324,8 @@ export class ProxyServer implements ExchangeSink {
       })
     }
     this.server.closeAllConnections()
-    for (const s of this.#upgraded) s.destroy()
+    this.#tunnels.destroyAll()
     await closed
-    this.#ws.close()
   }
 }
 
@@ -253,16 +333,6 @@ function pathOnly (url: string | undefined): string {
   if (url === undefined) return '/'
   const q = url.indexOf('?')
   return q === -1 ? url : url.slice(0, q)
-}
-
-/** True when a `Via` entry (`protocol received-by [comment]`) was received by `pseudonym`. */
-function viaNames (via: string | string[] | undefined, pseudonym: string): boolean {
-  if (via === undefined) return false
-  for (const entry of (Array.isArray(via) ? via.join(',') : via).split(',')) {
-    const parts = entry.trim().split(/\s+/)
-    if (parts[1] === pseudonym) return true
-  }
-  return false
 }
 
 function headerOptions (config: Config): HeaderOpts {

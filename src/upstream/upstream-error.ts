@@ -33,6 +33,7 @@ export function classifyUpstreamError (err: Error & { code?: string }): Upstream
     case 'UND_ERR_ABORTED':
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
       return 'aborted'
+    case 'PENUMBRA_BODY_TOO_LARGE': // the body limit failed the upload: the client's doing
     case 'UND_ERR_INVALID_ARG':
     case 'UND_ERR_NOT_SUPPORTED':
       // undici refused to send the request as given (e.g. a header value it cannot frame).
