@@ -157,3 +157,15 @@ test('an unknown key within 2 edits of a known one gets a "did you mean" hint, a
     }
   }
 })
+
+test('per-shadow compare overrides are derived from the top-level compare schema: same checks, no defaults, process-wide keys refused', () => {
+  const c = validateConfig({ primary: P, shadows: [{ name: 'a', url: P.url, compare: { numeric: { absTol: 0.5 }, noise: { margin: 0.1 }, textSimilarity: 0.8 } }] })
+  assert.deepEqual(c.shadows[0]!.compare, { numeric: { absTol: 0.5 }, noise: { margin: 0.1 }, textSimilarity: 0.8 }, 'only what the shadow says: the rest comes from the top level')
+  const bad = (compare: unknown): string[] => {
+    try { validateConfig({ primary: P, shadows: [{ name: 'a', url: P.url, compare }] }) } catch (err) { return (err as ConfigError).problems }
+    return []
+  }
+  assert.deepEqual(bad({ topK: 0 }), ['shadows[0].compare.topK: must be >= 1'])
+  assert.deepEqual(bad({ numeric: { abstol: 1 } }), ['shadows[0].compare.numeric.abstol: unknown key (did you mean `absTol`?)'])
+  for (const key of ['mismatches', 'maxPending', 'maxPendingBytes', 'workerMinBytes']) assert.deepEqual(bad({ [key]: 1 }), [`shadows[0].compare.${key}: unknown key`], key)
+})

@@ -55,6 +55,11 @@ test('sampleKey reads header, cookie and query keys; undefined when absent', () 
   assert.equal(sampleKey(parseSampleBy('query:nope'), req), undefined)
   assert.equal(sampleKey(parseSampleBy('query:userId'), fakeReq('/p', {})), undefined)
   assert.equal(sampleKey(parseSampleBy('cookie:a'), fakeReq('/p', {})), undefined)
+  // RFC 6265 §4.1.1: a quoted cookie-value is the same value without its quotes.
+  const quoted = fakeReq('/p', { cookie: 'uid="u-7"; other="x; y=1' })
+  assert.equal(sampleKey(parseSampleBy('cookie:uid'), quoted), 'u-7')
+  assert.equal(sampleKey(parseSampleBy('cookie:other'), quoted), '"x', 'an unbalanced quote is kept')
+  assert.equal(sampleKey(parseSampleBy('cookie:uid'), fakeReq('/p', { cookie: 'uid=""' })), '', 'empty quoted value')
 })
 
 test('compilePathGlob: * matches within one segment', () => {

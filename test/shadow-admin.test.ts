@@ -112,6 +112,16 @@ test('PATCH with an invalid body answers 400 and changes nothing; unknown shadow
     assert.equal(p.status, 400, `body ${JSON.stringify(body)} → ${p.status}`)
     assert.equal(p.json.error, 'PENUMBRA_INVALID_REQUEST')
   }
+  // The messages name the key (zod-validated, as the config is).
+  const messages: Array<[string, string]> = [
+    ['{"sampleRate": 2}', 'sampleRate: must be a number within 0..1'],
+    ['{"enabled": "no"}', 'enabled: must be true or false'],
+    ['{}', 'body: give sampleRate and/or enabled'],
+    ['[]', 'body: must be a JSON object'],
+    ['not json', 'body: must be a JSON object'],
+    ['{"sampleRate": 0.1, "extra": true}', 'extra: unknown key (sampleRate and enabled can be changed at runtime)']
+  ]
+  for (const [body, message] of messages) assert.equal((await patch(r.admin, 'v', body)).json.message, message, body)
   const v = await shadowView(r.app, 'v')
   assert.deepEqual(v.state, { enabled: true, sampleRate: 0.5, inflight: 0 }, 'no invalid PATCH changed the state (not even partly)')
   const nf = await patch(r.admin, 'nope', '{"sampleRate": 0.1}')

@@ -137,9 +137,8 @@ export class AdminServer {
 
     if (method === 'PUT' && path === '/primary') {
       this.#authorize(req)
-      const parsed = primarySwitchBody.safeParse(parseJson(await readBody(req)))
-      if (!parsed.success) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', parsed.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : 'body'}: ${i.code === 'unrecognized_keys' ? `unknown key ${i.keys.join(', ')}` : i.message}`).join('; '))
-      return json(res, 200, await b.switchPrimary(parsed.data, clientAddress(req)))
+      const body = parseBody(primarySwitchBody, await readBody(req))
+      return json(res, 200, await b.switchPrimary(body, clientAddress(req)))
     }
     if (method === 'POST' && path === '/primary/rollback') {
       this.#authorize(req)
@@ -211,28 +210,24 @@ function digest (s: string): Buffer {
   return createHash('sha256').update(s).digest()
 }
 
+const shadowPatchBody = z.strictObject({
+  sampleRate: z.number('must be a number within 0..1').min(0, 'must be a number within 0..1').max(1, 'must be a number within 0..1').optional(),
+  enabled: z.boolean('must be true or false').optional()
+}).refine((p) => p.sampleRate !== undefined || p.enabled !== undefined, 'give sampleRate and/or enabled')
+
+/** A body parsed by a zod schema; 400 PENUMBRA_INVALID_REQUEST naming each bad key. */
+function parseBody<T> (schema: z.ZodType<T>, text: string, unknownHint = ''): T {
+  const parsed = schema.safeParse(parseJson(text))
+  if (parsed.success) return parsed.data
+  throw new PenumbraError('PENUMBRA_INVALID_REQUEST', parsed.error.issues.map((i) => {
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${k}: unknown key${unknownHint}`).join('; ')
+    if (i.code === 'invalid_type' && i.path.length === 0) return 'body: must be a JSON object'
+    return `${i.path.length > 0 ? i.path.join('.') : 'body'}: ${i.message}`
+  }).join('; '))
+}
+
 function parsePatch (text: string): { sampleRate?: number, enabled?: boolean } {
-  let body: unknown
-  try {
-    body = JSON.parse(text)
-  } catch {
-    throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: must be a JSON object')
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: must be a JSON object')
-  const out: { sampleRate?: number, enabled?: boolean } = {}
-  const problems: string[] = []
-  for (const [key, value] of Object.entries(body)) {
-    if (key === 'sampleRate') {
-      if (typeof value !== 'number' || !(value >= 0 && value <= 1)) problems.push('sampleRate: must be a number within 0..1')
-      else out.sampleRate = value
-    } else if (key === 'enabled') {
-      if (typeof value !== 'boolean') problems.push('enabled: must be true or false')
-      else out.enabled = value
-    } else problems.push(`${key}: unknown key (sampleRate and enabled can be changed at runtime)`)
-  }
-  if (problems.length === 0 && Object.keys(out).length === 0) problems.push('body: give sampleRate and/or enabled')
-  if (problems.length > 0) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', problems.join('; '))
-  return out
+  return parseBody(shadowPatchBody, text, ' (sampleRate and enabled can be changed at runtime)')
 }
 
 function readBody (req: IncomingMessage): Promise<string> {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { overridable } from './overridable.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -113,26 +114,12 @@ const compareShape = {
 
 export const compareSchema = z.strictObject(compareShape)
 
-/** Per-shadow overrides: any key under `compare`, merged over the top-level `compare`. */
-const compareOverride = z.strictObject({
-  enabled: z.boolean().optional(),
-  format: z.enum(compareFormats).optional(),
-  ignore: z.array(jsonPointer).optional(),
-  numeric: z.strictObject({ absTol: z.number().min(0).optional(), relTol: z.number().min(0).optional() }).optional(),
-  paths: z.record(jsonPointer, pathRule).optional(),
-  arrays: arraysMode.optional(),
-  statusCodes: z.boolean().optional(),
-  headers: z.array(headerName).optional(),
-  maxBodyBytes: z.number().int().min(1).optional(),
-  topK: z.number().int().min(1).optional(),
-  textSimilarity: z.number().min(0).max(1).optional(),
-  noise: z.strictObject({
-    enabled: z.boolean().optional(),
-    sampleRate: z.number().min(0).max(1).optional(),
-    minSamples: z.number().int().min(1).optional(),
-    margin: z.number().min(0).max(1).optional()
-  }).optional()
-})
+/**
+ * Per-shadow overrides: the keys of `compare` that are per shadow, merged over the top-level
+ * `compare` (src/compare/merge-config.ts). `mismatches`, `workerMinBytes`, `maxPending` and
+ * `maxPendingBytes` are process-wide.
+ */
+const compareOverride = overridable(compareShape, ['enabled', 'format', 'ignore', 'numeric', 'paths', 'arrays', 'statusCodes', 'headers', 'maxBodyBytes', 'topK', 'textSimilarity', 'noise'])
 
 /** Names of backends (and of shadows): they become metric label values, so they are bounded. */
 const backendName = z.string().regex(/^[a-z0-9_-]{1,32}$/, 'must match [a-z0-9_-]{1,32}')

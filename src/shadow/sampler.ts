@@ -61,12 +61,19 @@ export function sampleKey (by: SampleBy, req: IncomingMessage): string | undefin
   }
 }
 
+/**
+ * The value of cookie `name` (RFC 6265 §4.2.1: `name=value` pairs split by `;`). A value may be
+ * in double quotes (cookie-value = *cookie-octet / DQUOTE *cookie-octet DQUOTE, §4.1.1): the
+ * quotes are not part of it, so `"abc"` and `abc` are the same unit for stickiness.
+ */
 function cookieValue (header: string | undefined, name: string): string | undefined {
   if (header === undefined) return undefined
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
     if (eq === -1) continue
-    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+    if (part.slice(0, eq).trim() !== name) continue
+    const v = part.slice(eq + 1).trim()
+    return v.length >= 2 && v.charCodeAt(0) === 34 && v.charCodeAt(v.length - 1) === 34 ? v.slice(1, -1) : v
   }
   return undefined
 }
