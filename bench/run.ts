@@ -17,7 +17,7 @@ import {
   explainStartFailure, freePort, installCleanupHandlers, spawnManaged, stopAll, waitForIpcReady, type Managed
 } from './lib/processes.js'
 import {
-  evaluateTargets, medianOf, renderMarkdown, type BenchReport, type CompareBench, type Machine, type ScenarioResult
+  benchmarksPage, evaluateTargets, medianOf, renderMarkdown, type BenchReport, type CompareBench, type Machine, type ScenarioResult
 } from './lib/report.js'
 import { cpuDelta, snapshotCpu } from './lib/cpu.js'
 import { sampleRss } from './lib/rss.js'
@@ -378,6 +378,8 @@ async function main (): Promise<number> {
   const md = renderMarkdown(report)
   writeFileSync(join(outDir, 'latest.md'), md)
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
+  // A default run publishes its results as docs/benchmarks.md (README links it).
+  if (opts.outDir === null) writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), benchmarksPage(md))
   process.stdout.write(md)
   log(`\nwrote ${relative(process.cwd(), join(outDir, 'latest.md'))} and latest.json in ${Math.round(report.wallClockS)} s`)
   return exitCode

@@ -244,3 +244,22 @@ test('error, drop, reload and noise counters have their series at 0 before the f
   assert.equal(sample(text, 'penumbra_shadow_skipped_total', { shadow: 'v2', reason: 'rewrite_failed' }), 0)
   assert.equal(sample(text, 'penumbra_comparisons_total', { shadow: 'v2', outcome: 'unsupported' }), 0)
 })
+
+test('penumbra_noise_requests_total{outcome="skipped"}: a replay drawn but not sent (its body limit) is counted', { timeout: 10_000 }, async (t) => {
+  const up = await startUpstream()
+  // The replay takes the first shadow's limits: 100 bytes here.
+  const app = await startPenumbra({
+    primary: { url: up.url },
+    shadows: [{ name: 'small', url: up.url, maxBodyBytes: 100 }, { name: 'big', url: up.url, maxBodyBytes: 10_000 }],
+    compare: { noise: { enabled: true, sampleRate: 1 } }
+  })
+  t.after(async () => { await app.stop(); await up.close() })
+  const r = await request(`${urls(app).proxy}/v1/models/m:predict`, { method: 'POST', body: JSON.stringify({ instances: ['x'.repeat(1000)] }) })
+  assert.equal(r.statusCode, 200)
+  await r.body.text()
+  await waitFor(async () => sample((await get(`${urls(app).admin}/metrics`)).text, 'penumbra_shadow_requests_total', { shadow: 'big', outcome: 'ok' }) === 1, 5000, 'the big shadow')
+  const text = (await get(`${urls(app).admin}/metrics`)).text
+  assert.equal(sample(text, 'penumbra_noise_requests_total', { outcome: 'skipped' }), 1)
+  assert.equal(sample(text, 'penumbra_noise_requests_total', { outcome: 'ok' }), 0)
+  assert.equal(sample(text, 'penumbra_shadow_skipped_total', { shadow: 'small', reason: 'body_too_large' }), 1)
+})

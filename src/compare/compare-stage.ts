@@ -27,7 +27,7 @@ interface Submitted {
 }
 
 /**
- * The comparison stage (design.md step 6): finished mirrored requests (plain {@link JobRecord}s) are queued and compared in
+ * The comparison stage (docs/architecture.md, step 6): finished mirrored requests (plain {@link JobRecord}s) are queued and compared in
  * `setImmediate` slices of at most SLICE_MS, never on the client's path. Jobs with large bodies
  * (`compare.workerMinBytes`, 64 KiB by default) go to a worker thread ({@link CompareWorker}),
  * so that even a 4 MiB body, parsed and diffed in one go, never holds the event loop; small ones

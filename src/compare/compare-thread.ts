@@ -15,7 +15,7 @@ if (port === null) throw new Error('compare-thread.js must run as a worker threa
  * Comparisons get only the CPU nothing else wants: this thread runs at the lowest priority
  * (nice 19). Under CPU contention the event loop serving clients (and, on a shared box, the
  * model servers) go first and comparisons queue up until they are dropped and counted
- * (`queue_full`), rather than take CPU from the primary path (DEVELOPERS.md promise 1). On Linux
+ * (`queue_full`), rather than take CPU from the primary path (the first promise: the client path is never harmed; README). On Linux
  * a thread id is a valid setpriority(2) target and `/proc/thread-self` names it; elsewhere, or
  * when not permitted, the thread keeps the normal priority.
  */

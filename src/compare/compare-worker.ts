@@ -60,7 +60,7 @@ const RESTART_MAX_MS = 30_000
 /**
  * Runs comparisons on one worker thread (jobs of at least `compare.workerMinBytes`), so that
  * parsing and diffing, up to `compare.maxBodyBytes` per body, never hold the event loop that
- * serves clients (DEVELOPERS.md promise 1; a 4 MiB JSON body takes tens of ms to parse).
+ * serves clients (the client path is never harmed; a 4 MiB JSON body takes tens of ms to parse).
  *
  * Protocol: comparator configs are sent once per thread and referred to by key; the noise
  * predicate travels as each shadow's set of noisy paths, refreshed by the caller; a job carries

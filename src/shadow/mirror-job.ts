@@ -25,7 +25,7 @@ export interface PrimaryCapture {
 }
 
 /**
- * The join record of one mirrored request (design.md step 5): it watches the primary response
+ * The join record of one mirrored request (docs/architecture.md, step 5): it watches the primary response
  * (as a PrimaryTap, keeping a copy up to `captureLimit`), fires each shadow once the request body
  * copy is complete, and hands itself to the sink when the primary and every shadow are done.
  * Shadow results are values; nothing here throws into the request path.

@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http'
  *   u = fmix32(fnv1a32(utf8(salt + ":" + key))) / 4294967296      (u in [0, 1))
  *
  * A shadow mirrors the request when u < sampleRate. Test vectors (salt "penumbra") are in README
- * and test/sampler.test.ts, e.g. key "user-1" → 0.35705054…, key "" → 0.45448808… .
+ * and test/sampler-unit.test.ts, e.g. key "user-1" → 0.35705054…, key "" → 0.45448808… .
  */
 export function stickyUniform (salt: string, key: string): number {
   let h = 0x811c9dc5

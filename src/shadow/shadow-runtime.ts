@@ -130,6 +130,7 @@ export class ShadowRuntime {
   skip (reason: SkipReason): void {
     this.counters.skipped[reason]++
     if (this.kind === 'shadow') this.#metrics.shadowSkipped.inc({ shadow: this.name, reason })
+    else this.#metrics.noiseRequests.inc({ outcome: 'skipped' }) // a replay drawn but not sent
   }
 
   /** Takes one place of the `maxConcurrency` semaphore; false (and counted) when full. Never queues. */

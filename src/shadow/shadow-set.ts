@@ -26,7 +26,7 @@ const FAILING_WARN_MS = 60_000
 export const NOISE_TARGET = '__primary_replay__'
 
 /**
- * The shadows of one config load and the per-request planning (design.md step 2): which shadows
+ * The shadows of one config load and the per-request planning (docs/architecture.md, step 2): which shadows
  * want this request is decided from the head alone, so a request that no shadow wants never pays
  * for a body copy. One uniform draw per request is shared by all random-sampled shadows, so a
  * lower-rate shadow sees a subset of a higher-rate one's requests.
@@ -152,7 +152,10 @@ export class ShadowSet implements MirrorJobSink {
     }
     if (targets === null) return null
     const nt = this.#noise
-    if (nt !== null && Math.random() < this.#noiseRate && declared <= nt.cfg.maxBodyBytes && nt.tryAcquire()) targets.push(nt)
+    if (nt !== null && Math.random() < this.#noiseRate) {
+      if (declared > nt.cfg.maxBodyBytes) nt.skip('body_too_large')
+      else if (nt.tryAcquire()) targets.push(nt) // else counted as skipped (concurrency)
+    }
     const job = new MirrorJob({
       requestId,
       method,
