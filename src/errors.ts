@@ -47,7 +47,7 @@ const kPenumbraError = Symbol.for('penumbra.error')
 /** The one base error class. `statusCode` is the HTTP status a client sees for this error. */
 export class PenumbraError extends Error {
   readonly code: ErrorCode
-  readonly statusCode: number;
+  readonly statusCode: number
   readonly [kPenumbraError] = true
 
   constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {

@@ -59,14 +59,16 @@ ${mirror ? '      mirror /__mirror;\n      mirror_request_body on;\n' : ''}     
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-${mirror ? `    location = /__mirror {
+${mirror
+? `    location = /__mirror {
       internal;
       proxy_pass http://shadow$request_uri;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_read_timeout 5s;
     }
-` : ''}  }
+`
+: ''}  }
 }
 `
 }

@@ -10,10 +10,10 @@ export interface Switcher { stop: () => Promise<SwitchStats> }
 /** Starts switching `adminUrl`'s primary between `names` every `everyMs` ms until stopped. */
 export function startSwitcher (adminUrl: string, names: readonly [string, string], everyMs: number): Switcher {
   const stats: SwitchStats = { switches: 0, failures: 0, lastError: null }
-  let stopped = false
+  const state = { stopped: false }
   const loop = (async () => {
     let i = 1
-    while (!stopped) {
+    while (!state.stopped) {
       try {
         const res = await fetch(`${adminUrl}/primary`, {
           method: 'PUT',
@@ -31,7 +31,7 @@ export function startSwitcher (adminUrl: string, names: readonly [string, string
   })()
   return {
     stop: async () => {
-      stopped = true
+      state.stopped = true
       await loop
       return stats
     }

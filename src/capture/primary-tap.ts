@@ -15,4 +15,3 @@ export interface PrimaryTap {
   /** The request body never arrived completely (the client went away first). */
   onRequestAborted (): void
 }
-

@@ -274,7 +274,6 @@ export class CompareStage implements JobConsumer {
     }
   }
 
-
   #comparator (t: CompareTarget): Comparator {
     let c = this.#comparators.get(t.compare)
     if (c === undefined) {

@@ -174,7 +174,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
   /** A chunked body counted on its way upstream: past the limit, 413 and a closed connection. */
   #limitBody (h: ForwardHandler, body: NodeJS.ReadableStream, max: number): NodeJS.ReadableStream {
     const limiter = new BodyLimit(max)
-    limiter.onExceeded = (err) => {
+    limiter.onExceeded = () => {
       this.#metrics.bodyTooLarge.inc({ framing: 'chunked' })
       h.res.shouldKeepAlive = false
       // The shadows' copy (a tee in front of the limiter) ends too: no shadow gets a partial body.

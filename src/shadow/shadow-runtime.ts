@@ -87,7 +87,10 @@ export class ShadowRuntime {
       inflight: 0,
       failing: { failures: 0, warnedAt: -Infinity },
       counters: {
-        mirrored: 0, ok: 0, error: 0, timeout: 0,
+        mirrored: 0,
+        ok: 0,
+        error: 0,
+        timeout: 0,
         skipped: Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>
       }
     }

@@ -15,7 +15,6 @@ import type { JobConsumer } from '../compare/job-record.js'
 import type { Logger } from '../log/logger.js'
 import type { RuntimeSnapshot, RuntimeState } from '../runtime/runtime-state.js'
 
-
 /** How long a replaced shadow pool stays open after a reload, beyond the shadow's timeout. */
 const RETIRE_GRACE_MS = 30_000
 

@@ -76,8 +76,7 @@ function tensorsOf (body: unknown): Map<string, Tensor> | null {
 /** The batch size: that of the first output (outputs of one response share the batch dimension). */
 function batchOf (t: Map<string, Tensor> | null): number {
   if (t === null) return 0
-  for (const v of t.values()) return v.batch
-  return 0
+  return t.values().next().value?.batch ?? 0
 }
 
 function sliceOf (t: Tensor, i: number): unknown {

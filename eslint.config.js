@@ -1,0 +1,16 @@
+// eslint with neostandard (standard style, TypeScript-aware). `npm run lint`; CI runs it.
+import neostandard from 'neostandard'
+
+export default [
+  ...neostandard({
+    ts: true,
+    ignores: ['dist/**', '.build/**', 'node_modules/**', 'bench/results/**']
+  }),
+  {
+    rules: {
+      // `void promise` marks a deliberate fire-and-forget (its errors are handled inside); as a
+      // statement only, never to produce `undefined`.
+      'no-void': ['error', { allowAsStatement: true }]
+    }
+  }
+]
