@@ -14,7 +14,8 @@ import { BackendSet } from './upstream/backend-set.js'
 import { RuntimeState } from './runtime/runtime-state.js'
 import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from './runtime/primary-selection.js'
 
-import { mergeReports, OPERATIONS, type ProcessOps, type ProcessReport, type ShadowPatch } from './admin/operations.js'
+import { mergeReports, OPERATIONS, type ExperimentPatch, type ProcessOps, type ProcessReport, type ShadowPatch } from './admin/operations.js'
+import { Experiment, describeExperiment } from './routing/experiment.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -80,6 +81,7 @@ export class Penumbra implements ProcessOps {
     this.runtime = new RuntimeState(this.backends, this.selection.status.backend)
     this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
     this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime, this.log)
+    this.#loadExperiments(config)
     this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime)
     this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin)
   }
@@ -126,6 +128,7 @@ export class Penumbra implements ProcessOps {
     this.runtime.applyPrimary(this.selection.status)
     this.metrics.setPrimaryBackend(after, this.backends.names)
     this.shadows.load(next)
+    this.#loadExperiments(next)
     this.proxy.reload(next)
     this.admin?.setAuth(next.admin)
     this.log.level = next.log.level
@@ -165,6 +168,8 @@ export class Penumbra implements ProcessOps {
       ready: () => this.ready(),
       config: () => redactConfig(this.config),
       shadows: async () => op.shadows(this),
+      experiments: async () => op.experiments(this),
+      patchExperiment: async (name, patch) => op.patchExperiment(this, { name, patch }),
       patchShadow: async (name, patch) => op.patch(this, { name, patch }),
       mismatches: async (q) => op.mismatches(this, q),
       mismatch: async (id) => op.mismatch(this, id),
@@ -237,6 +242,24 @@ export class Penumbra implements ProcessOps {
     if (e === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no shadow named "${name}"`)
     this.log.info({ shadow: name, patch }, 'shadow state changed')
     return e.target.describe(e)
+  }
+
+  describeExperiments (): unknown[] {
+    return this.runtime.snapshot.experiments.map(describeExperiment)
+  }
+
+  /** PATCH /experiments/:name: `enabled: false` sends everyone it matches to the control at once. */
+  patchExperiment (name: string, patch: ExperimentPatch): unknown {
+    const e = this.runtime.patchExperiment(name, patch)
+    if (e === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no experiment named "${name}"`)
+    this.log.info({ experiment: name, patch }, 'experiment state changed')
+    return describeExperiment(e)
+  }
+
+  /** Compiles the config's experiments into the runtime snapshot (at start and on reload). */
+  #loadExperiments (config: Config): void {
+    const factory = this.metrics.experimentMetrics()
+    this.runtime.setExperiments(config.experiments.map((e) => new Experiment(e, this.backends, factory)))
   }
 
   listMismatches (q: { shadow?: string, limit?: number }): unknown[] {

@@ -38,7 +38,11 @@ const CONTRACT: Record<string, string> = {
   penumbra_noise_requests_total: 'counter',
   penumbra_mismatch_sink_dropped_total: 'counter',
   penumbra_config_reloads_total: 'counter',
-  penumbra_build_info: 'gauge'
+  penumbra_build_info: 'gauge',
+  penumbra_experiment_exposures_total: 'counter',
+  penumbra_experiment_not_enrolled_total: 'counter',
+  penumbra_experiment_requests_total: 'counter',
+  penumbra_experiment_duration_seconds: 'histogram'
 }
 
 /** Series Prometheus itself adds to every target. */

@@ -11,6 +11,8 @@ export interface AdminBackend {
   config (): unknown
   shadows (): Promise<unknown>
   patchShadow (name: string, patch: { sampleRate?: number, enabled?: boolean }): Promise<unknown>
+  experiments (): Promise<unknown>
+  patchExperiment (name: string, patch: { traffic?: number, enabled?: boolean }): Promise<unknown>
   mismatches (q: { shadow?: string, limit?: number }): Promise<unknown>
   mismatch (id: string): Promise<unknown>
   report (): Promise<unknown>
@@ -116,6 +118,8 @@ export class AdminServer {
           return json(res, 200, await b.backends())
         case '/primary':
           return json(res, 200, await b.primary())
+        case '/experiments':
+          return json(res, 200, await b.experiments())
         case '/':
           if (b.statusPage !== undefined) return send(res, 200, b.statusPage(), 'text/html; charset=utf-8')
           break
@@ -124,6 +128,12 @@ export class AdminServer {
         const found = await b.mismatch(decodeSegment(path.slice('/mismatches/'.length)))
         if (found === undefined || found === null) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'no such mismatch (it may have been evicted)')
         return json(res, 200, found)
+      }
+      if (path.startsWith('/experiments/')) {
+        const name = decodeSegment(path.slice('/experiments/'.length))
+        const one = (await b.experiments() as Array<{ name: string }>).find((e) => e.name === name)
+        if (one === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no experiment named "${name}"`)
+        return json(res, 200, one)
       }
       if (path.startsWith('/shadows/')) {
         const name = decodeSegment(path.slice('/shadows/'.length))
@@ -143,6 +153,12 @@ export class AdminServer {
     if (method === 'POST' && path === '/primary/rollback') {
       this.#authorize(req)
       return json(res, 200, await b.rollbackPrimary(clientAddress(req)))
+    }
+    if (method === 'PATCH' && path.startsWith('/experiments/')) {
+      this.#authorize(req)
+      const name = decodeSegment(path.slice('/experiments/'.length))
+      const patch = parseBody(experimentPatchBody, await readBody(req), ' (traffic and enabled can be changed at runtime)')
+      return json(res, 200, await b.patchExperiment(name, patch))
     }
     if (method === 'PATCH' && path.startsWith('/shadows/')) {
       this.#authorize(req)
@@ -214,6 +230,11 @@ const shadowPatchBody = z.strictObject({
   sampleRate: z.number('must be a number within 0..1').min(0, 'must be a number within 0..1').max(1, 'must be a number within 0..1').optional(),
   enabled: z.boolean('must be true or false').optional()
 }).refine((p) => p.sampleRate !== undefined || p.enabled !== undefined, 'give sampleRate and/or enabled')
+
+const experimentPatchBody = z.strictObject({
+  traffic: z.number('must be a number within (0, 1]').gt(0, 'must be a number within (0, 1]').max(1, 'must be a number within (0, 1]').optional(),
+  enabled: z.boolean('must be true or false').optional()
+}).refine((p) => p.traffic !== undefined || p.enabled !== undefined, 'give traffic and/or enabled')
 
 /** A body parsed by a zod schema; 400 PENUMBRA_INVALID_REQUEST naming each bad key. */
 function parseBody<T> (schema: z.ZodType<T>, text: string, unknownHint = ''): T {

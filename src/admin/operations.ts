@@ -14,6 +14,9 @@ export interface ProcessReport {
 /** A `PATCH /shadows/:name` body. */
 export interface ShadowPatch { sampleRate?: number, enabled?: boolean }
 
+/** A `PATCH /experiments/:name` body. */
+export interface ExperimentPatch { traffic?: number, enabled?: boolean }
+
 /**
  * What one penumbra process offers its admin API: reads of its state and the mutations of its
  * runtime state. The in-process admin backend and, with `--workers N`, the primary process
@@ -30,6 +33,8 @@ export interface ProcessOps {
   reload: (next: Config) => string[]
   describeBackends: (probe: boolean) => Promise<unknown[]>
   applyPrimary: (status: PrimaryStatus) => PrimaryStatus
+  describeExperiments: () => unknown[]
+  patchExperiment: (name: string, patch: ExperimentPatch) => unknown
 }
 
 /**
@@ -45,7 +50,9 @@ export const OPERATIONS = {
   report: (p: ProcessOps) => p.reportData(),
   reload: (p: ProcessOps, next: Config) => p.reload(next),
   backends: async (p: ProcessOps) => await p.describeBackends(false),
-  applyPrimary: (p: ProcessOps, status: PrimaryStatus) => p.applyPrimary(status)
+  applyPrimary: (p: ProcessOps, status: PrimaryStatus) => p.applyPrimary(status),
+  experiments: (p: ProcessOps) => p.describeExperiments(),
+  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { overridable } from './overridable.js'
+import { compilePathGlob } from '../shadow/sampler.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -185,6 +186,40 @@ const shadow = z.strictObject({
   compare: compareOverride.optional()
 })
 
+const nameRe = /^[a-z0-9_-]{1,32}$/
+const experimentName = z.string().regex(nameRe, 'must match [a-z0-9_-]{1,32}')
+
+const requestMatch = z.strictObject({
+  methods: z.array(z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method')).min(1).default(['POST']),
+  paths: z.array(z.string().min(1).startsWith('/', 'must start with /')).default(['/**'])
+})
+
+/** An A/B experiment (issue #17): units hashed into a layer's slots, variants that answer clients. */
+const experiment = z.strictObject({
+  name: experimentName,
+  /** Where the unit comes from; requests without it are not enrolled. */
+  unit: z.string().regex(/^(header|cookie|query):[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be header:<name>, cookie:<name> or query:<name>'),
+  match: requestMatch.prefault({}),
+  /** Experiments in one layer never share a unit. Default: a layer of its own (its name). */
+  layer: z.string().regex(nameRe, 'must match [a-z0-9_-]{1,32}').optional(),
+  /** Share of the layer's units enrolled, in (0, 1]. */
+  traffic: z.number().gt(0, 'must be within (0, 1]').max(1, 'must be within (0, 1]').default(1),
+  /** Every rule must hold, else the request is not enrolled (`targeting`). */
+  targeting: z.array(z.strictObject({ header: headerName, in: z.array(z.string()).min(1) })).default([]),
+  variants: z.array(z.strictObject({
+    name: experimentName,
+    backend: backendName,
+    weight: z.number().gt(0, 'must be > 0').default(1)
+  })).min(2, 'needs at least two variants (the first is the control)'),
+  metrics: z.array(z.strictObject({ name: experimentName, kind: z.enum(['binary', 'mean']) })).default([]),
+  /** Smallest effect worth detecting: absolute for binary metrics, relative for means. */
+  minEffect: z.number().gt(0, 'must be > 0').default(0.02),
+  alpha: z.number().gt(0, 'must be within (0, 0.5]').max(0.5, 'must be within (0, 0.5]').default(0.05),
+  /** Salt of the variant hash (default: the name); change it to reshuffle an experiment. */
+  seed: z.string().min(1).optional(),
+  enabled: z.boolean().default(true)
+})
+
 export const configSchema = z.strictObject({
   listen: z.strictObject({
     host: host.default('127.0.0.1'),
@@ -251,6 +286,11 @@ export const configSchema = z.strictObject({
     })
   }),
   compare: compareSchema.prefault({}),
+  experiments: z.array(experiment).default([]),
+  /** How long a request id is kept for joining outcome events posted by request id. */
+  experimentSettings: z.strictObject({
+    eventWindowMs: positiveMs.default(24 * 60 * 60 * 1000)
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     access: z.boolean().default(true),
@@ -290,6 +330,7 @@ export const configSchema = z.strictObject({
   if (cfg.listen.requestTimeoutMs > 0 && cfg.listen.headersTimeoutMs > cfg.listen.requestTimeoutMs) {
     ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
   }
+  checkExperiments(cfg.experiments, backends, ctx)
   if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: 'give admin.token or admin.tokenFile, not both' })
   }
@@ -325,6 +366,16 @@ export function configWarnings (cfg: Config): string[] {
     if (other !== undefined) out.push(`backends.${name}: same origin as backends.${other} (${origin}): one server under two names`)
     else byOrigin.set(origin, name)
   }
+  // Two experiments of different layers that can match one request: only the first listed that
+  // enrols the unit routes it, so the second sees a biased population.
+  cfg.experiments.forEach((e, i) => {
+    for (let j = 0; j < i; j++) {
+      const o = cfg.experiments[j]!
+      if ((o.layer ?? o.name) === (e.layer ?? e.name)) continue
+      if (!e.match.methods.some((m) => o.match.methods.includes(m))) continue
+      if (pathsOverlap(e.match.paths, o.match.paths)) out.push(`experiments[${i}] (${e.name}): its paths overlap those of experiments[${j}] (${o.name}) in another layer; a request both match is routed by the first listed that enrols it`)
+    }
+  })
   const a = cfg.admin
   if (a.token === null && (a.protectReads === true || a.protectMetrics)) out.push('admin.protectReads/protectMetrics: no admin.token is set, so nothing is protected')
   if (a.enabled && a.token === null && !isLoopback(a.host)) out.push(`admin.host: ${a.host} is reachable from other machines and no admin.token is set: anyone who reaches it can switch the primary and read stored requests`)
@@ -342,4 +393,50 @@ export type CompareFormat = (typeof compareFormats)[number]
 /** 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches. */
 function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
+type ExperimentInput = z.output<typeof experiment>
+
+/**
+ * Experiments: unique names, variants naming backends, unique variant and metric names, and
+ * per layer a total traffic of at most 1 (each experiment owns a disjoint share of the slots).
+ */
+function checkExperiments (list: ExperimentInput[], backends: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  const names = new Set<string>()
+  const layers = new Map<string, number>()
+  list.forEach((e, i) => {
+    if (names.has(e.name)) {
+      ctx.addIssue({ code: 'custom', path: ['experiments', i, 'name'], message: `duplicate experiment name "${e.name}"` })
+      return
+    }
+    names.add(e.name)
+    const variants = new Set<string>()
+    e.variants.forEach((v, j) => {
+      if (!(v.backend in backends)) ctx.addIssue({ code: 'custom', path: ['experiments', i, 'variants', j, 'backend'], message: `names no backend ("${v.backend}"; defined: ${Object.keys(backends).join(', ') || 'none'})` })
+      if (variants.has(v.name)) ctx.addIssue({ code: 'custom', path: ['experiments', i, 'variants', j, 'name'], message: `duplicate variant name "${v.name}"` })
+      variants.add(v.name)
+    })
+    const metrics = new Set<string>()
+    e.metrics.forEach((m, j) => {
+      if (metrics.has(m.name)) ctx.addIssue({ code: 'custom', path: ['experiments', i, 'metrics', j, 'name'], message: `duplicate metric name "${m.name}"` })
+      metrics.add(m.name)
+    })
+    if (!(e.traffic > 0 && e.traffic <= 1)) return // reported on the key itself
+    const layer = e.layer ?? e.name
+    const sum = (layers.get(layer) ?? 0) + e.traffic
+    layers.set(layer, sum)
+    if (sum > 1 + 1e-9) ctx.addIssue({ code: 'custom', path: ['experiments', i, 'traffic'], message: `layer "${layer}": the traffic of its experiments sums to ${Math.round(sum * 1000) / 1000}, past 1 (each owns a disjoint share of the layer's units)` })
+  })
+}
+
+/** Could some path match a glob of each list? (`/**`, equal globs, or one glob matching the other taken literally.) */
+function pathsOverlap (a: readonly string[], b: readonly string[]): boolean {
+  const literal = (g: string): string => g.replace(/\*+/g, 'x')
+  for (const x of a) {
+    for (const y of b) {
+      if (x === '/**' || y === '/**' || x === y) return true
+      if (compilePathGlob(x).test(literal(y)) || compilePathGlob(y).test(literal(x))) return true
+    }
+  }
+  return false
 }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { UPSTREAM_ERROR_REASONS } from '../upstream/upstream-error.js'
+import type { ExperimentMetricsFactory } from '../routing/experiment.js'
 
 // Every metric penumbra exports is defined here: the names and labels are the public contract of
 // issues #2, #3 and #4 (README "Metrics reference"). Label values come from config (shadow names)
@@ -76,6 +77,10 @@ export class Metrics {
   readonly mismatchSinkDropped: Counter
   readonly configReloads: Counter<'result'>
   readonly buildInfo: Gauge<'version' | 'node'>
+  readonly experimentExposures: Counter<'experiment' | 'variant'>
+  readonly experimentNotEnrolled: Counter<'experiment' | 'reason'>
+  readonly experimentRequests: Counter<'experiment' | 'variant' | 'code'>
+  readonly experimentDuration: Histogram<'experiment' | 'variant'>
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
     const registry = this.registry = new Registry()
@@ -121,6 +126,23 @@ export class Metrics {
     this.buildInfo = new Gauge({ name: 'penumbra_build_info', help: 'Constant 1, labelled with the penumbra and Node.js versions.', labelNames: ['version', 'node'], aggregator: 'first', registers: r })
     this.buildInfo.set({ version: opts.version, node: process.version }, 1)
     for (const outcome of ['ok', 'error', 'timeout', 'skipped']) this.noiseRequests.inc({ outcome }, 0)
+
+    this.experimentExposures = new Counter({ name: 'penumbra_experiment_exposures_total', help: 'Requests an experiment assigned to a variant (which then answered the client).', labelNames: ['experiment', 'variant'], registers: r })
+    this.experimentNotEnrolled = new Counter({ name: 'penumbra_experiment_not_enrolled_total', help: 'Requests an experiment matched but did not enrol, by reason (no_unit, targeting, traffic, other_experiment).', labelNames: ['experiment', 'reason'], registers: r })
+    this.experimentRequests = new Counter({ name: 'penumbra_experiment_requests_total', help: 'Client requests answered by each experiment variant, by status code (499: the client went away first).', labelNames: ['experiment', 'variant', 'code'], registers: r })
+    this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered.', labelNames: ['experiment', 'variant'], buckets: LATENCY_BUCKETS, registers: r })
+  }
+
+  /** Binds an experiment's series (created at 0, so rates exist before traffic). */
+  experimentMetrics (): ExperimentMetricsFactory {
+    return {
+      variant: (experiment, variant) => ({
+        exposures: zeroed(this.experimentExposures.labels({ experiment, variant })),
+        requests: this.experimentRequests,
+        duration: this.experimentDuration.labels({ experiment, variant })
+      }),
+      notEnrolled: (experiment, reason) => zeroed(this.experimentNotEnrolled.labels({ experiment, reason }))
+    }
   }
 
   /** The active primary: its gauge series 1, every other backend's 0 (stale names are removed). */
@@ -149,4 +171,10 @@ export class Metrics {
     // inc by 0, not set(0): a reload must not reset the gauge under calls still in flight.
     this.shadowInflight.inc({ shadow }, 0)
   }
+}
+
+/** A bound counter whose series exists from now on (at 0). */
+function zeroed<T extends { inc: (n?: number) => void }> (c: T): T {
+  c.inc(0)
+  return c
 }

@@ -7,6 +7,7 @@ import { classifyUpstreamError, upstreamFailure, type UpstreamErrorReason } from
 import { sendError } from './send-error.js'
 import { PenumbraError } from '../errors.js'
 import type { Backend } from '../upstream/backend.js'
+import type { Route } from '../routing/experiment.js'
 
 /** Told once per exchange, when the client response is finished or abandoned. */
 export interface ExchangeSink {
@@ -43,6 +44,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   tap: PrimaryTap | null = null
   /** The backend the router picked (null when the request was refused before routing). */
   backend: Backend | null = null
+  /** The route the router picked: its experiment arm, when one assigned the request. */
+  route: Route | null = null
   /** The client connection it arrived on, told when the exchange is done (req.socket is gone by then). */
   connection: { done (ex: ForwardHandler): void } | null = null
   /** The header list sent upstream (built once, shared with the shadows). */
@@ -165,7 +168,10 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // should ignore it anyway); otherwise Node's standard phrase for the status goes out.
     const reason = statusMessage !== undefined && statusMessage !== '' && REASON.test(statusMessage) ? statusMessage : undefined
     try {
-      res.writeHead(status, reason, clientResponseHeaders(headers, '1.1', this.requestId, this.#opts))
+      const out = clientResponseHeaders(headers, '1.1', this.requestId, this.#opts)
+      // The client learns its arm (`name=variant`), e.g. to attach it to the outcome it reports.
+      if (this.route !== null && this.route.header !== null) out['x-penumbra-experiment'] = this.route.header
+      res.writeHead(status, reason, out)
       this.status = status
     } catch (err) {
       // A header Node refuses to send (e.g. a character outside Latin-1): the upstream's

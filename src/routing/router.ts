@@ -1,15 +1,38 @@
 import type { IncomingMessage } from 'node:http'
-import type { Backend } from '../upstream/backend.js'
 import type { RuntimeSnapshot } from '../runtime/runtime-state.js'
+import { enrolment, type Route } from './experiment.js'
 
 /**
  * Decides, per request, which backend answers the client. The choice is made from the request
  * head alone (before the body is read, like shadow sampling), from the snapshot the request read
- * at its start. Today the active primary answers every request; experiment arms and canary
- * weights plug in here.
+ * at its start: the first experiment whose method and path rules match and that enrols the
+ * request's unit assigns its arm; otherwise the active primary answers. Canary weights plug in
+ * here next.
  */
 export class Router {
-  pick (_req: IncomingMessage, snapshot: RuntimeSnapshot): Backend {
-    return snapshot.primary
+  pick (req: IncomingMessage, snapshot: RuntimeSnapshot): Route {
+    const list = snapshot.experiments
+    if (list.length === 0) return snapshot.primaryRoute
+    const method = req.method ?? 'GET'
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    for (let i = 0; i < list.length; i++) {
+      const entry = list[i]!
+      const ex = entry.experiment
+      if (!ex.matches(method, path)) continue
+      // Switched off: everyone it matches goes to the control, unlabelled and uncounted.
+      if (!entry.enabled) return ex.offRoute
+      const unit = ex.unitOf(req)
+      if (unit === undefined || unit === '') { ex.countNotEnrolled('no_unit'); continue }
+      if (!ex.targets(req)) { ex.countNotEnrolled('targeting'); continue }
+      const where = enrolment(entry, unit)
+      if (where !== 'enrolled') { ex.countNotEnrolled(where); continue }
+      const v = ex.variantOf(unit)
+      v.exposures++
+      v.metrics.exposures.inc()
+      return v.route
+    }
+    return snapshot.primaryRoute
   }
 }

@@ -2,6 +2,8 @@ import type { Backend } from '../upstream/backend.js'
 import type { BackendSet } from '../upstream/backend-set.js'
 import type { PrimaryStatus } from './primary-selection.js'
 import type { ShadowRuntime } from '../shadow/shadow-runtime.js'
+import { layoutExperiments, type Experiment, type ExperimentEntry, type Route } from '../routing/experiment.js'
+import { PenumbraError } from '../errors.js'
 
 /** A shadow as the request path sees it: the target and the state PATCH /shadows changes. */
 export interface ShadowEntry {
@@ -18,6 +20,10 @@ export interface ShadowEntry {
  */
 export interface RuntimeSnapshot {
   readonly primary: Backend
+  /** The route of a request no experiment takes: the active primary. */
+  readonly primaryRoute: Route
+  /** The experiments of the current config load, in config order, laid out in their layers. */
+  readonly experiments: readonly ExperimentEntry[]
   /** The shadows of the current config load, in config order, with their runtime state. */
   readonly shadows: readonly ShadowEntry[]
 }
@@ -32,7 +38,31 @@ export class RuntimeState {
 
   constructor (backends: BackendSet, primary: string) {
     this.#backends = backends
-    this.snapshot = { primary: this.#resolve(primary), shadows: [] }
+    const b = this.#resolve(primary)
+    this.snapshot = { primary: b, primaryRoute: primaryRoute(b), shadows: [], experiments: [] }
+  }
+
+  /** The experiments of a (re)loaded config, each with the file's traffic and enabled flag. */
+  setExperiments (list: readonly Experiment[]): void {
+    this.snapshot = { ...this.snapshot, experiments: layoutExperiments(list.map((e) => ({ experiment: e, enabled: e.cfg.enabled, traffic: e.cfg.traffic }))) }
+  }
+
+  /**
+   * `PATCH /experiments/:name`: a new snapshot with the experiment's traffic and/or enabled flag
+   * (the layer's slot ranges laid out again). Undefined when there is no such experiment; a
+   * traffic that takes its layer past 1 is refused.
+   */
+  patchExperiment (name: string, patch: { traffic?: number, enabled?: boolean }): ExperimentEntry | undefined {
+    const list = this.snapshot.experiments
+    const i = list.findIndex((e) => e.experiment.name === name)
+    if (i === -1) return undefined
+    const next = list.map((e, j) => ({ experiment: e.experiment, enabled: j === i ? (patch.enabled ?? e.enabled) : e.enabled, traffic: j === i ? (patch.traffic ?? e.traffic) : e.traffic }))
+    const layer = list[i]!.experiment.layer
+    const sum = next.filter((e) => e.experiment.layer === layer).reduce((a, e) => a + e.traffic, 0)
+    if (sum > 1 + 1e-9) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', `traffic: layer "${layer}" would sum to ${Math.round(sum * 1000) / 1000}, past 1`)
+    const laid = layoutExperiments(next)
+    this.snapshot = { ...this.snapshot, experiments: laid }
+    return laid[i]
   }
 
   /** The shadows of a (re)loaded config, each with the file's sample rate and enabled flag. */
@@ -55,7 +85,8 @@ export class RuntimeState {
 
   /** Points new requests at the status's backend (a switch, a rollback, a reload, a worker told by its primary). */
   applyPrimary (status: Pick<PrimaryStatus, 'backend'>): void {
-    this.snapshot = { ...this.snapshot, primary: this.#resolve(status.backend) }
+    const b = this.#resolve(status.backend)
+    this.snapshot = { ...this.snapshot, primary: b, primaryRoute: primaryRoute(b) }
   }
 
   #resolve (name: string): Backend {
@@ -63,4 +94,8 @@ export class RuntimeState {
     if (b === undefined) throw new Error(`runtime: no backend named "${name}"`)
     return b
   }
+}
+
+function primaryRoute (backend: Backend): Route {
+  return { backend, experiment: null, variant: null, header: null }
 }

@@ -3,7 +3,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client'
 import type { Config } from '../config/schema.js'
 import { redactConfig } from '../config/load.js'
 import type { AdminBackend } from '../admin/admin-server.js'
-import { isOperation, mergeReports, runOperation, type OperationName, type ProcessOps, type ProcessReport, type ShadowPatch } from '../admin/operations.js'
+import { isOperation, mergeReports, runOperation, type ExperimentPatch, type OperationName, type ProcessOps, type ProcessReport, type ShadowPatch } from '../admin/operations.js'
 import { ErrorCodes, PenumbraError, type ErrorCode } from '../errors.js'
 import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../runtime/primary-selection.js'
 import { OriginProbe } from '../upstream/probe.js'
@@ -198,7 +198,32 @@ export class ClusterBackend implements AdminBackend {
    * failed or did not answer would go on with the old state while the caller is told otherwise.
    */
   async patchShadow (name: string, patch: ShadowPatch): Promise<unknown> {
-    const answers = await this.ask('patch', { name, patch })
+    return this.#everywhere('patch', { name, patch })
+  }
+
+  async patchExperiment (name: string, patch: ExperimentPatch): Promise<unknown> {
+    return this.#everywhere('patchExperiment', { name, patch })
+  }
+
+  /** Experiments as one process would show them, with the workers' counts summed. */
+  async experiments (): Promise<unknown> {
+    const lists = await this.#values('experiments') as Array<Array<Record<string, any>>>
+    if (lists.length === 0) return []
+    return lists[0]!.map((e, i) => {
+      const merged = structuredClone(e)
+      for (const other of lists.slice(1)) {
+        const o = other[i]
+        if (o === undefined) continue
+        merged.variants.forEach((v: { exposures: number }, j: number) => { v.exposures += o.variants[j]?.exposures ?? 0 })
+        for (const k of Object.keys(merged.notEnrolled)) merged.notEnrolled[k] += o.notEnrolled[k] ?? 0
+      }
+      return merged
+    })
+  }
+
+  /** Runs a mutation in every worker; success only when every live worker applied it. */
+  async #everywhere (op: OperationName, args: unknown): Promise<unknown> {
+    const answers = await this.ask(op, args)
     if (answers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting): nothing was changed')
     const failed = answers.filter((a) => !a.ok)
     if (failed.length === 0) return answers[0]!.value

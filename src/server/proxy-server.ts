@@ -134,10 +134,14 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     }
     // The one read of the runtime state for this request: a switch after this line does not move it.
     const snapshot = this.#runtime.snapshot
-    const backend = this.#router.pick(req, snapshot)
+    const route = this.#router.pick(req, snapshot)
+    const backend = route.backend
     h.backend = backend
+    h.route = route
     backend.inflight++
     h.headers = upstreamRequestHeaders(req, requestId, backend.cfg.preserveHost ? this.#headerOpts[1] : opts)
+    // The arm an experiment assigned: the backend is told too (it may log or branch on it).
+    if (route.header !== null) h.headers.push('x-penumbra-experiment', route.header)
     const hasBody = hasRequestBody(req)
     const small = hasBody && req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length']) <= BUFFER_BODY_LIMIT
     const method = req.method ?? 'GET'
@@ -231,6 +235,11 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     if (backend !== null) {
       backend.inflight--
       m.backendRequests.inc({ backend: backend.name, code: String(status) })
+      const v = h.route?.variant
+      if (v != null) {
+        v.metrics.requests.inc({ experiment: h.route!.experiment!.name, variant: v.name, code: String(status) })
+        v.metrics.duration.observe(seconds)
+      }
       if (h.upstreamMs >= 0 && h.errorReason === null) m.upstreamDuration.observe({ upstream: backend.name }, h.upstreamMs / 1000)
       // A client that went away or sent something unforwardable is not the upstream's failure.
       if (h.errorReason !== null && h.errorReason !== 'aborted' && h.errorReason !== 'bad_request') m.upstreamErrors.inc({ upstream: backend.name, reason: h.errorReason })
@@ -266,7 +275,8 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
       return
     }
     if (this.#tunnels.full(socket, requestId, opts.requestIdHeader)) return
-    const backend = this.#router.pick(req, this.#runtime.snapshot)
+    // WebSocket connections go to the active primary (experiments assign request exchanges).
+    const backend = this.#runtime.snapshot.primary
     const headerOpts = backend.cfg.preserveHost ? this.#headerOpts[1] : opts
     this.#tunnels.open({ req, socket, head, backend, headers: upstreamRequestHeaders(req, requestId, headerOpts), requestId, opts: headerOpts })
   }

@@ -1,0 +1,196 @@
+import type { IncomingMessage } from 'node:http'
+import type { Counter, Histogram } from 'prom-client'
+import type { Config } from '../config/schema.js'
+import type { Backend } from '../upstream/backend.js'
+import type { BackendSet } from '../upstream/backend-set.js'
+import { compilePathGlob, parseSampleBy, sampleKey, type SampleBy } from '../shadow/sampler.js'
+import { layerSlot, variantDraw, variantIndex } from './assignment.js'
+
+/** Why a request an experiment matched was not enrolled (`penumbra_experiment_not_enrolled_total`). */
+export type NotEnrolledReason = 'no_unit' | 'targeting' | 'traffic' | 'other_experiment'
+export const NOT_ENROLLED_REASONS: readonly NotEnrolledReason[] = ['no_unit', 'targeting', 'traffic', 'other_experiment']
+
+/**
+ * Where one request goes: the backend, and the experiment arm when one assigned it. Routes are
+ * built once per snapshot (one per variant, one for the primary), so routing a request
+ * allocates nothing.
+ */
+export interface Route {
+  readonly backend: Backend
+  readonly experiment: Experiment | null
+  readonly variant: Variant | null
+  /** `x-penumbra-experiment` for the client and the backend: `name=variant`. */
+  readonly header: string | null
+}
+
+/** Counters and histograms of one experiment arm, bound to its labels once. */
+export interface VariantMetrics {
+  exposures: Counter.Internal
+  requests: Counter<'experiment' | 'variant' | 'code'>
+  duration: Histogram.Internal<string>
+}
+
+export interface Variant {
+  readonly name: string
+  readonly index: number
+  readonly backend: Backend
+  readonly weight: number
+  readonly route: Route
+  readonly metrics: VariantMetrics
+  /** Exposures in this process (the admin view; Prometheus has the counter). */
+  exposures: number
+}
+
+/** What the metrics module provides to bind an experiment's series. */
+export interface ExperimentMetricsFactory {
+  variant: (experiment: string, variant: string) => VariantMetrics
+  notEnrolled: (experiment: string, reason: NotEnrolledReason) => Counter.Internal
+}
+
+/** One experiment of a config load, compiled: match rules, unit source, variants and their weights. */
+export class Experiment {
+  readonly name: string
+  readonly layer: string
+  readonly seed: string
+  readonly cfg: Config['experiments'][number]
+  readonly unit: SampleBy
+  readonly variants: readonly Variant[]
+  /** Cumulative weight boundaries, normalised to end at 1. */
+  readonly bounds: readonly number[]
+  readonly notEnrolled: Record<NotEnrolledReason, Counter.Internal>
+  /** Where its requests go while it is switched off: the control's backend, no label. */
+  readonly offRoute: Route
+  /** Requests not enrolled in this process, by reason (the admin view). */
+  readonly notEnrolledCounts: Record<NotEnrolledReason, number> = { no_unit: 0, targeting: 0, traffic: 0, other_experiment: 0 }
+  readonly #methods: Set<string>
+  readonly #paths: RegExp[] | null
+  readonly #targeting: Array<{ header: string, in: Set<string> }>
+
+  constructor (cfg: Config['experiments'][number], backends: BackendSet, metrics: ExperimentMetricsFactory) {
+    this.cfg = cfg
+    this.name = cfg.name
+    this.layer = cfg.layer ?? cfg.name
+    this.seed = cfg.seed ?? cfg.name
+    this.unit = parseSampleBy(cfg.unit)
+    this.#methods = new Set(cfg.match.methods)
+    this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
+    this.#targeting = cfg.targeting.map((t) => ({ header: t.header.toLowerCase(), in: new Set(t.in) }))
+    const total = cfg.variants.reduce((a, v) => a + v.weight, 0)
+    let acc = 0
+    const bounds: number[] = []
+    this.variants = cfg.variants.map((v, index) => {
+      acc += v.weight
+      bounds.push(index === cfg.variants.length - 1 ? 1 : acc / total)
+      const backend = backends.get(v.backend)!
+      const variant: Variant = {
+        name: v.name,
+        index,
+        backend,
+        weight: v.weight / total,
+        route: null as unknown as Route,
+        metrics: metrics.variant(cfg.name, v.name),
+        exposures: 0
+      }
+      ;(variant as { route: Route }).route = { backend, experiment: this, variant, header: `${cfg.name}=${v.name}` }
+      return variant
+    })
+    this.bounds = bounds
+    this.offRoute = { backend: this.variants[0]!.backend, experiment: null, variant: null, header: null }
+    this.notEnrolled = {
+      no_unit: metrics.notEnrolled(cfg.name, 'no_unit'),
+      targeting: metrics.notEnrolled(cfg.name, 'targeting'),
+      traffic: metrics.notEnrolled(cfg.name, 'traffic'),
+      other_experiment: metrics.notEnrolled(cfg.name, 'other_experiment')
+    }
+  }
+
+  /** Does the request's method and path fall under this experiment? */
+  matches (method: string, path: string): boolean {
+    if (!this.#methods.has(method)) return false
+    if (this.#paths === null) return true
+    for (const re of this.#paths) if (re.test(path)) return true
+    return false
+  }
+
+  /** Every targeting rule holds. */
+  targets (req: IncomingMessage): boolean {
+    for (const t of this.#targeting) {
+      const v = req.headers[t.header]
+      const value = Array.isArray(v) ? v[0] : v
+      if (value === undefined || !t.in.has(value)) return false
+    }
+    return true
+  }
+
+  /** The unit of a request, or undefined when it carries none. */
+  unitOf (req: IncomingMessage): string | undefined {
+    return sampleKey(this.unit, req)
+  }
+
+  /** The variant of a unit (enrolment is decided by the layer). */
+  variantOf (unit: string): Variant {
+    return this.variants[variantIndex(variantDraw(this.seed, unit), this.bounds)]!
+  }
+
+  /** The control: the first variant. */
+  get control (): Variant {
+    return this.variants[0]!
+  }
+
+  countNotEnrolled (reason: NotEnrolledReason): void {
+    this.notEnrolledCounts[reason]++
+    this.notEnrolled[reason].inc()
+  }
+}
+
+/** An experiment with its runtime state and its slot range in its layer. */
+export interface ExperimentEntry {
+  readonly experiment: Experiment
+  readonly enabled: boolean
+  readonly traffic: number
+  /** Its slots: [start, start + traffic) of the layer. */
+  readonly start: number
+  /** Slots of the layer owned by some experiment: [0, layerUsed). */
+  layerUsed: number
+}
+
+/**
+ * Lays out the experiments' slot ranges: per layer, in config order, each experiment owns the
+ * next `traffic` of the slots. Recomputed whenever a traffic changes (PATCH, reload).
+ */
+export function layoutExperiments (list: ReadonlyArray<{ experiment: Experiment, enabled: boolean, traffic: number }>): ExperimentEntry[] {
+  const next = new Map<string, number>()
+  const out = list.map((e) => {
+    const start = next.get(e.experiment.layer) ?? 0
+    next.set(e.experiment.layer, start + e.traffic)
+    return { experiment: e.experiment, enabled: e.enabled, traffic: e.traffic, start, layerUsed: 0 }
+  })
+  for (const e of out) e.layerUsed = next.get(e.experiment.layer)!
+  return out
+}
+
+/** Where a unit's slot falls: enrolled in `entry`, or the reason it is not. */
+export function enrolment (entry: ExperimentEntry, unit: string): 'enrolled' | 'traffic' | 'other_experiment' {
+  const slot = layerSlot(entry.experiment.layer, unit)
+  if (slot >= entry.start && slot < entry.start + entry.traffic) return 'enrolled'
+  // In another experiment's range of the layer, or in the share no experiment owns.
+  return slot < entry.layerUsed ? 'other_experiment' : 'traffic'
+}
+
+/** `GET /experiments` for one experiment: config, runtime state, slots and counts of this process. */
+export function describeExperiment (e: ExperimentEntry): Record<string, unknown> {
+  const ex = e.experiment
+  return {
+    name: ex.name,
+    layer: ex.layer,
+    unit: ex.cfg.unit,
+    state: { enabled: e.enabled, traffic: e.traffic, slots: [e.start, e.start + e.traffic] },
+    match: ex.cfg.match,
+    targeting: ex.cfg.targeting,
+    variants: ex.variants.map((v) => ({ name: v.name, backend: v.backend.name, weight: v.weight, exposures: v.exposures })),
+    notEnrolled: { ...ex.notEnrolledCounts },
+    metrics: ex.cfg.metrics,
+    minEffect: ex.cfg.minEffect,
+    alpha: ex.cfg.alpha
+  }
+}
