@@ -279,7 +279,7 @@ async function main (): Promise<number> {
         const r = results.get(s.id)!
         if (r.status !== 'ok') continue
         const body = bodies[s.body]
-        const load = { url: t.url, connections: opts.connections, body, timeoutS: 10 }
+        const load = { url: t.url, connections: opts.connections, body, timeoutS: 10, ...(s.experiment === true ? { headers: { 'x-user-id': 'bench-user-1' } } : undefined) }
         const settleMs = opts.quick ? Math.min(s.settleMs, 500) : s.settleMs
         if (!warmed.has(s.id) && opts.warmup > 0) {
           warmed.add(s.id)

@@ -40,6 +40,8 @@ export interface LoadOptions {
   body: Buffer
   /** Per-request timeout (s); a hanging target then shows up as timeouts instead of a stall. */
   timeoutS?: number
+  /** Extra request headers (e.g. the experiment unit). */
+  headers?: Record<string, string>
 }
 
 /** Growable float buffer: an array of JS numbers would cost ~4x the memory at 100k+ samples. */
@@ -72,7 +74,7 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
       pipelining: 1,
       duration: opts.durationS,
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...opts.headers },
       body: opts.body,
       timeout: opts.timeoutS ?? 10
     }, (err: unknown, result: autocannon.Result) => {

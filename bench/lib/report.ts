@@ -209,6 +209,15 @@ export function evaluateTargets (scenarios: ScenarioResult[], compare: CompareBe
       `${fmtInt(failed)} failed requests over ${s.rounds.length} run(s), ${fmtInt(sw.switches)} switches` + (sw.failures > 0 ? `, ${sw.failures} failed switches (last: ${sw.lastError ?? '?'})` : ''))
   }
 
+  // 1c. an experiment on every request (issue #17): routing by hash costs nothing measurable
+  why = missing('experiment', 'passthrough')
+  const exText = 'an A/B experiment on every request: proxy CPU µs/request ≤ 1.05× passthrough'
+  if (why !== null) na(exText, why)
+  else {
+    const r = pr('experiment', 'passthrough', (x) => x.cpuUsPerReq)
+    check(exText, r.median <= 1.05, `${fmtRatio(r)} (medians ${fmtInt(m('experiment')!.cpuUsPerReq)} vs ${fmtInt(pt!.cpuUsPerReq)} µs/request); req/s ${fmtRatio(pr('experiment', 'passthrough', rps))}`)
+  }
+
   // 2. 100 ms shadow
   why = missing('passthrough', 'shadow-100ms')
   if (why !== null) {

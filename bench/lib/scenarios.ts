@@ -62,6 +62,12 @@ export interface Scenario {
    * `PUT /primary` every this many ms during every run of the scenario.
    */
   switchEveryMs?: number
+  /**
+   * A/B experiment (issue #17) on every request: two variants, backends `a` and `b` on the same
+   * model server, unit `header:x-user-id` (the load sends one fixed unit: the routing work per
+   * request is the same whichever arm it lands in).
+   */
+  experiment?: boolean
 }
 
 const fast = (name: string, server: ServerId, sampleRate: number, compare: boolean, extra: Partial<ShadowSpec> = {}): ShadowSpec =>
@@ -70,6 +76,7 @@ const fast = (name: string, server: ServerId, sampleRate: number, compare: boole
 export const SCENARIOS: readonly Scenario[] = [
   { id: 'direct', title: 'direct to the model server (no proxy)', body: 'small', target: 'direct', shadows: [], settleMs: 300 },
   { id: 'passthrough', title: 'penumbra, no shadows', body: 'small', target: 'penumbra', shadows: [], settleMs: 300 },
+  { id: 'experiment', title: 'penumbra, no shadows, an A/B experiment (two variants) on every request', body: 'small', target: 'penumbra', shadows: [], experiment: true, settleMs: 300, anchor: 'passthrough' },
   { id: 'bluegreen-switching', title: 'penumbra, no shadows, primary switched blue ⇄ green every 100 ms (`PUT /primary`)', body: 'small', target: 'penumbra', shadows: [], switchEveryMs: 100, settleMs: 300, anchor: 'passthrough' },
   { id: 'undici-minimal', title: 'baseline: minimal undici proxy (Pool.stream)', body: 'small', target: 'undici-minimal', shadows: [], settleMs: 300, anchor: 'passthrough' },
   { id: 'undici-minimal-buffered', title: 'baseline: minimal undici proxy reading the body whole first (`--buffer`), as penumbra does for small bodies', body: 'small', target: 'undici-minimal', baselineBuffer: true, shadows: [], settleMs: 300, anchor: 'passthrough' },
@@ -176,7 +183,21 @@ export function penumbraConfig (s: Scenario, ports: PenumbraPorts, serverPorts: 
           },
           primary: 'blue'
         }
-      : { primary: { url: url(s.primaryServer ?? 'primary'), timeoutMs: 30_000, connections: 128 } }),
+      : s.experiment === true
+        ? {
+            backends: {
+              a: { url: url(s.primaryServer ?? 'primary'), timeoutMs: 30_000, connections: 128 },
+              b: { url: url(s.primaryServer ?? 'primary'), timeoutMs: 30_000, connections: 128 }
+            },
+            primary: 'a',
+            experiments: [{
+              name: 'bench-ab',
+              unit: 'header:x-user-id',
+              match: { methods: ['POST'], paths: ['/v1/models/*'] },
+              variants: [{ name: 'control', backend: 'a' }, { name: 'treatment', backend: 'b' }]
+            }]
+          }
+        : { primary: { url: url(s.primaryServer ?? 'primary'), timeoutMs: 30_000, connections: 128 } }),
     shadows: s.shadows.map((sh) => ({
       name: sh.name,
       url: url(sh.server),

@@ -138,7 +138,7 @@ export class Metrics {
     return {
       variant: (experiment, variant) => ({
         exposures: zeroed(this.experimentExposures.labels({ experiment, variant })),
-        requests: this.experimentRequests,
+        requests: boundByCode(this.experimentRequests, experiment, variant),
         duration: this.experimentDuration.labels({ experiment, variant })
       }),
       notEnrolled: (experiment, reason) => zeroed(this.experimentNotEnrolled.labels({ experiment, reason }))
@@ -177,4 +177,17 @@ export class Metrics {
 function zeroed<T extends { inc: (n?: number) => void }> (c: T): T {
   c.inc(0)
   return c
+}
+
+/** `penumbra_experiment_requests_total` of one arm, bound per status code on first use. */
+function boundByCode (c: Counter<'experiment' | 'variant' | 'code'>, experiment: string, variant: string): (code: number) => Counter.Internal {
+  const byCode = new Map<number, Counter.Internal>()
+  return (code) => {
+    let b = byCode.get(code)
+    if (b === undefined) {
+      b = c.labels({ experiment, variant, code: String(code) })
+      byCode.set(code, b)
+    }
+    return b
+  }
 }

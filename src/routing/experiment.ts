@@ -26,7 +26,8 @@ export interface Route {
 /** Counters and histograms of one experiment arm, bound to its labels once. */
 export interface VariantMetrics {
   exposures: Counter.Internal
-  requests: Counter<'experiment' | 'variant' | 'code'>
+  /** Requests by status code, bound per code on first use (label hashing once, not per request). */
+  requests: (code: number) => Counter.Internal
   duration: Histogram.Internal<string>
 }
 

@@ -237,7 +237,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
       m.backendRequests.inc({ backend: backend.name, code: String(status) })
       const v = h.route?.variant
       if (v != null) {
-        v.metrics.requests.inc({ experiment: h.route!.experiment!.name, variant: v.name, code: String(status) })
+        v.metrics.requests(status).inc()
         v.metrics.duration.observe(seconds)
       }
       if (h.upstreamMs >= 0 && h.errorReason === null) m.upstreamDuration.observe({ upstream: backend.name }, h.upstreamMs / 1000)
