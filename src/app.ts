@@ -15,7 +15,9 @@ import { RuntimeState } from './runtime/runtime-state.js'
 import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from './runtime/primary-selection.js'
 
 import { mergeReports, OPERATIONS, type ExperimentPatch, type ProcessOps, type ProcessReport, type ShadowPatch } from './admin/operations.js'
-import { Experiment, describeExperiment } from './routing/experiment.js'
+import { Experiment, describeExperiment } from './experiments/experiment.js'
+import { ExposureLog } from './experiments/exposure-log.js'
+import { Outcomes } from './experiments/outcomes.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -65,6 +67,8 @@ export class Penumbra implements ProcessOps {
   readonly backends: BackendSet
   readonly runtime: RuntimeState
   readonly selection: PrimarySelection
+  readonly exposures: ExposureLog
+  readonly outcomes: Outcomes
   readonly #probe = new OriginProbe()
   #stopped: Promise<void> | null = null
 
@@ -82,7 +86,9 @@ export class Penumbra implements ProcessOps {
     this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
     this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime, this.log)
     this.#loadExperiments(config)
-    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime)
+    this.exposures = new ExposureLog(config.experimentSettings.eventWindowMs)
+    this.outcomes = new Outcomes(this.metrics.outcomes, this.exposures)
+    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime, this.exposures)
     this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin)
   }
 
@@ -170,6 +176,7 @@ export class Penumbra implements ProcessOps {
       shadows: async () => op.shadows(this),
       experiments: async () => op.experiments(this),
       patchExperiment: async (name, patch) => op.patchExperiment(this, { name, patch }),
+      postEvents: async (events) => this.postEvents(events, false),
       patchShadow: async (name, patch) => op.patch(this, { name, patch }),
       mismatches: async (q) => op.mismatches(this, q),
       mismatch: async (id) => op.mismatch(this, id),
@@ -245,7 +252,17 @@ export class Penumbra implements ProcessOps {
   }
 
   describeExperiments (): unknown[] {
-    return this.runtime.snapshot.experiments.map(describeExperiment)
+    return this.runtime.snapshot.experiments.map((e) => describeExperiment(e, this.outcomes))
+  }
+
+  /**
+   * `POST /events`. In a `--workers` process (`byUnitOnly`) an event naming a request id is
+   * refused: the request may have been answered by another worker, whose exposure log this one
+   * cannot see; post outcomes by unit there.
+   */
+  postEvents (events: unknown[], byUnitOnly: boolean): unknown {
+    if (!byUnitOnly) return this.outcomes.ingest(events, this.runtime.snapshot.experiments)
+    return this.outcomes.ingest(events, this.runtime.snapshot.experiments, 'with --workers, outcomes name a unit, not a request id')
   }
 
   /** PATCH /experiments/:name: `enabled: false` sends everyone it matches to the control at once. */
@@ -253,7 +270,7 @@ export class Penumbra implements ProcessOps {
     const e = this.runtime.patchExperiment(name, patch)
     if (e === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no experiment named "${name}"`)
     this.log.info({ experiment: name, patch }, 'experiment state changed')
-    return describeExperiment(e)
+    return describeExperiment(e, this.outcomes)
   }
 
   /** Compiles the config's experiments into the runtime snapshot (at start and on reload). */

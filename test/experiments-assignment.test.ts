@@ -2,8 +2,8 @@
 // independent Python implementation of the documented formula (FNV-1a 32 + fmix32 over UTF-8).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { layerSlot, variantDraw, variantIndex } from '../src/routing/assignment.js'
-import { Experiment, enrolment, layoutExperiments } from '../src/routing/experiment.js'
+import { layerSlot, variantDraw, variantIndex } from '../src/experiments/assignment.js'
+import { Experiment, enrolment, layoutExperiments } from '../src/experiments/experiment.js'
 import { BackendSet } from '../src/upstream/backend-set.js'
 import { Metrics } from '../src/metrics/metrics.js'
 import { validateConfig } from '../src/index.js'

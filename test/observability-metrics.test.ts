@@ -42,7 +42,11 @@ const CONTRACT: Record<string, string> = {
   penumbra_experiment_exposures_total: 'counter',
   penumbra_experiment_not_enrolled_total: 'counter',
   penumbra_experiment_requests_total: 'counter',
-  penumbra_experiment_duration_seconds: 'histogram'
+  penumbra_experiment_duration_seconds: 'histogram',
+  penumbra_experiment_outcome_count_total: 'counter',
+  penumbra_experiment_outcome_sum_total: 'counter',
+  penumbra_experiment_outcome_sum_squares_total: 'counter',
+  penumbra_events_total: 'counter'
 }
 
 /** Series Prometheus itself adds to every target. */

@@ -3,6 +3,7 @@ import { timingSafeEqual, createHash } from 'node:crypto'
 import { z } from 'zod'
 import { PenumbraError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
+import { MAX_EVENTS, parseEvents } from '../experiments/outcomes.js'
 
 /** What the admin listener reads and changes; implemented in-process or, with --workers, over IPC. */
 export interface AdminBackend {
@@ -12,6 +13,8 @@ export interface AdminBackend {
   shadows (): Promise<unknown>
   patchShadow (name: string, patch: { sampleRate?: number, enabled?: boolean }): Promise<unknown>
   experiments (): Promise<unknown>
+  /** `POST /events`: `{accepted, rejected: [{index, reason, message}]}`. */
+  postEvents (events: unknown[]): Promise<unknown>
   patchExperiment (name: string, patch: { traffic?: number, enabled?: boolean }): Promise<unknown>
   mismatches (q: { shadow?: string, limit?: number }): Promise<unknown>
   mismatch (id: string): Promise<unknown>
@@ -32,6 +35,8 @@ const primarySwitchBody = z.strictObject({
 })
 
 const MAX_ADMIN_BODY = 64 * 1024
+/** 10,000 events of a few hundred bytes each. */
+const MAX_EVENTS_BODY = 16 * 1024 * 1024
 
 /** The `admin` keys that decide who may call what. */
 export interface AdminAuth {
@@ -154,6 +159,14 @@ export class AdminServer {
       this.#authorize(req)
       return json(res, 200, await b.rollbackPrimary(clientAddress(req)))
     }
+    if (method === 'POST' && path === '/events') {
+      this.#authorize(req)
+      const ndjson = /^application\/(x-)?ndjson\b/i.test(req.headers['content-type'] ?? '')
+      const events = parseEvents(await readBody(req, MAX_EVENTS_BODY), ndjson)
+      if (events === null) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: must be a JSON event, a JSON array of events, or application/x-ndjson')
+      if (events.length > MAX_EVENTS) throw new PenumbraError('PENUMBRA_BODY_TOO_LARGE', `at most ${MAX_EVENTS} events per call (got ${events.length})`)
+      return json(res, 200, await b.postEvents(events))
+    }
     if (method === 'PATCH' && path.startsWith('/experiments/')) {
       this.#authorize(req)
       const name = decodeSegment(path.slice('/experiments/'.length))
@@ -251,14 +264,14 @@ function parsePatch (text: string): { sampleRate?: number, enabled?: boolean } {
   return parseBody(shadowPatchBody, text, ' (sampleRate and enabled can be changed at runtime)')
 }
 
-function readBody (req: IncomingMessage): Promise<string> {
+function readBody (req: IncomingMessage, max = MAX_ADMIN_BODY): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let bytes = 0
     req.on('data', (c: Buffer) => {
       bytes += c.length
-      if (bytes > MAX_ADMIN_BODY) {
-        reject(new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: too large'))
+      if (bytes > max) {
+        reject(new PenumbraError('PENUMBRA_BODY_TOO_LARGE', `body: larger than ${max} bytes`))
         req.destroy()
         return
       }

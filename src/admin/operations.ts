@@ -34,6 +34,8 @@ export interface ProcessOps {
   describeBackends: (probe: boolean) => Promise<unknown[]>
   applyPrimary: (status: PrimaryStatus) => PrimaryStatus
   describeExperiments: () => unknown[]
+  /** Outcome events; `byUnitOnly` (a --workers process): events by request id are refused. */
+  postEvents: (events: unknown[], byUnitOnly: boolean) => unknown
   patchExperiment: (name: string, patch: ExperimentPatch) => unknown
 }
 
@@ -52,6 +54,7 @@ export const OPERATIONS = {
   backends: async (p: ProcessOps) => await p.describeBackends(false),
   applyPrimary: (p: ProcessOps, status: PrimaryStatus) => p.applyPrimary(status),
   experiments: (p: ProcessOps) => p.describeExperiments(),
+  events: (p: ProcessOps, a: { events: unknown[] }) => p.postEvents(a.events, true),
   patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch)
 } as const
 

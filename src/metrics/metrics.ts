@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { UPSTREAM_ERROR_REASONS } from '../upstream/upstream-error.js'
-import type { ExperimentMetricsFactory } from '../routing/experiment.js'
+import type { ExperimentMetricsFactory } from '../experiments/experiment.js'
+import type { OutcomeCounters } from '../experiments/outcomes.js'
 
 // Every metric penumbra exports is defined here: the names and labels are the public contract of
 // issues #2, #3 and #4 (README "Metrics reference"). Label values come from config (shadow names)
@@ -81,6 +82,7 @@ export class Metrics {
   readonly experimentNotEnrolled: Counter<'experiment' | 'reason'>
   readonly experimentRequests: Counter<'experiment' | 'variant' | 'code'>
   readonly experimentDuration: Histogram<'experiment' | 'variant'>
+  readonly outcomes: OutcomeCounters
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
     const registry = this.registry = new Registry()
@@ -130,6 +132,13 @@ export class Metrics {
     this.experimentExposures = new Counter({ name: 'penumbra_experiment_exposures_total', help: 'Requests an experiment assigned to a variant (which then answered the client).', labelNames: ['experiment', 'variant'], registers: r })
     this.experimentNotEnrolled = new Counter({ name: 'penumbra_experiment_not_enrolled_total', help: 'Requests an experiment matched but did not enrol, by reason (no_unit, targeting, traffic, other_experiment).', labelNames: ['experiment', 'reason'], registers: r })
     this.experimentRequests = new Counter({ name: 'penumbra_experiment_requests_total', help: 'Client requests answered by each experiment variant, by status code (499: the client went away first).', labelNames: ['experiment', 'variant', 'code'], registers: r })
+    const om = ['experiment', 'variant', 'metric'] as const
+    this.outcomes = {
+      count: new Counter({ name: 'penumbra_experiment_outcome_count_total', help: 'Outcome events accepted per experiment arm and metric (n of the running sums).', labelNames: om, registers: r }),
+      sum: new Counter({ name: 'penumbra_experiment_outcome_sum_total', help: 'Sum of the accepted outcome values per experiment arm and metric.', labelNames: om, registers: r }),
+      sumSquares: new Counter({ name: 'penumbra_experiment_outcome_sum_squares_total', help: 'Sum of the squared outcome values per experiment arm and metric (for variances).', labelNames: om, registers: r }),
+      events: new Counter({ name: 'penumbra_events_total', help: 'Outcome events posted to POST /events, by result (accepted, invalid, unknown_experiment, unknown_metric, not_enrolled, unknown_request, invalid_value).', labelNames: ['result'], registers: r })
+    }
     this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered.', labelNames: ['experiment', 'variant'], buckets: LATENCY_BUCKETS, registers: r })
   }
 

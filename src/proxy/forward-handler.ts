@@ -7,7 +7,7 @@ import { classifyUpstreamError, upstreamFailure, type UpstreamErrorReason } from
 import { sendError } from './send-error.js'
 import { PenumbraError } from '../errors.js'
 import type { Backend } from '../upstream/backend.js'
-import type { Route } from '../routing/experiment.js'
+import type { Route } from '../experiments/experiment.js'
 
 /** Told once per exchange, when the client response is finished or abandoned. */
 export interface ExchangeSink {

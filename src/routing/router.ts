@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { RuntimeSnapshot } from '../runtime/runtime-state.js'
-import { enrolment, type Route } from './experiment.js'
+import { enrolment, type Route } from '../experiments/experiment.js'
 
 /**
  * Decides, per request, which backend answers the client. The choice is made from the request

@@ -2,7 +2,7 @@ import type { Backend } from '../upstream/backend.js'
 import type { BackendSet } from '../upstream/backend-set.js'
 import type { PrimaryStatus } from './primary-selection.js'
 import type { ShadowRuntime } from '../shadow/shadow-runtime.js'
-import { layoutExperiments, type Experiment, type ExperimentEntry, type Route } from '../routing/experiment.js'
+import { layoutExperiments, type Experiment, type ExperimentEntry, type Route } from '../experiments/experiment.js'
 import { PenumbraError } from '../errors.js'
 
 /** A shadow as the request path sees it: the target and the state PATCH /shadows changes. */
@@ -97,5 +97,5 @@ export class RuntimeState {
 }
 
 function primaryRoute (backend: Backend): Route {
-  return { backend, experiment: null, variant: null, header: null }
+  return { backend, experiment: null, variant: null, header: null, exposure: null }
 }

@@ -144,7 +144,11 @@ export class ClusterBackend implements AdminBackend {
   /** Sends one op to every worker; resolves with the answers of those that answered in 5 s. */
   async ask (op: OperationName, args?: unknown): Promise<AdminResponse[]> {
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected())
-    return Promise.all(workers.map((w) => new Promise<AdminResponse>((resolve) => {
+    return Promise.all(workers.map(async (w) => this.#askOne(w, op, args)))
+  }
+
+  #askOne (w: Worker, op: OperationName, args?: unknown): Promise<AdminResponse> {
+    return new Promise<AdminResponse>((resolve) => {
       const id = this.#nextId++
       const t = setTimeout(() => {
         this.#pending.delete(id)
@@ -152,7 +156,7 @@ export class ClusterBackend implements AdminBackend {
       }, 5000)
       this.#pending.set(id, { resolve: (v) => { clearTimeout(t); resolve(v) } })
       w.send({ type: 'penumbra:admin', id, op, args } satisfies AdminRequest)
-    })))
+    })
   }
 
   async #values (op: OperationName, args?: unknown): Promise<unknown[]> {
@@ -203,6 +207,19 @@ export class ClusterBackend implements AdminBackend {
 
   async patchExperiment (name: string, patch: ExperimentPatch): Promise<unknown> {
     return this.#everywhere('patchExperiment', { name, patch })
+  }
+
+  /**
+   * `POST /events` with --workers: one worker takes the batch (assignment by unit is the same in
+   * every worker; the outcome counters are summed by the aggregated /metrics). Events naming a
+   * request id are refused with a reason: its exposure is in whichever worker answered it.
+   */
+  async postEvents (events: unknown[]): Promise<unknown> {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected())
+    if (workers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting): no event was recorded')
+    const answer = await this.#askOne(workers[0]!, 'events', { events })
+    if (!answer.ok) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', `no event was recorded: ${answer.error?.message ?? 'the worker failed'}`)
+    return answer.value
   }
 
   /** Experiments as one process would show them, with the workers' counts summed. */

@@ -12,6 +12,7 @@ import { UpgradeTunnels, type UpgradeOutcome, type UpgradeSink } from '../proxy/
 import type { UpstreamErrorReason } from '../upstream/upstream-error.js'
 import type { Backend } from '../upstream/backend.js'
 import type { RuntimeState } from '../runtime/runtime-state.js'
+import type { ExposureLog } from '../experiments/exposure-log.js'
 import { Router } from '../routing/router.js'
 import { sendError, sendSocketError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
@@ -62,7 +63,10 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
   #inflight = 0
   #idle: Array<() => void> = []
 
-  constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet, runtime: RuntimeState) {
+  readonly #exposures: ExposureLog | null
+
+  constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet, runtime: RuntimeState, exposures: ExposureLog | null = null) {
+    this.#exposures = exposures
     this.#metrics = metrics
     this.#log = log
     this.#shadows = shadows
@@ -142,6 +146,8 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     h.headers = upstreamRequestHeaders(req, requestId, backend.cfg.preserveHost ? this.#headerOpts[1] : opts)
     // The arm an experiment assigned: the backend is told too (it may log or branch on it).
     if (route.header !== null) h.headers.push('x-penumbra-experiment', route.header)
+    // Outcomes may later name this request id instead of the unit.
+    if (route.exposure !== null && this.#exposures !== null) this.#exposures.record(requestId, route.exposure)
     const hasBody = hasRequestBody(req)
     const small = hasBody && req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length']) <= BUFFER_BODY_LIMIT
     const method = req.method ?? 'GET'

@@ -5,6 +5,7 @@ import type { Backend } from '../upstream/backend.js'
 import type { BackendSet } from '../upstream/backend-set.js'
 import { compilePathGlob, parseSampleBy, sampleKey, type SampleBy } from '../shadow/sampler.js'
 import { layerSlot, variantDraw, variantIndex } from './assignment.js'
+import type { Moments } from './outcomes.js'
 
 /** Why a request an experiment matched was not enrolled (`penumbra_experiment_not_enrolled_total`). */
 export type NotEnrolledReason = 'no_unit' | 'targeting' | 'traffic' | 'other_experiment'
@@ -21,6 +22,8 @@ export interface Route {
   readonly variant: Variant | null
   /** `x-penumbra-experiment` for the client and the backend: `name=variant`. */
   readonly header: string | null
+  /** What the exposure log keeps for an outcome posted by request id (null: not an arm). */
+  readonly exposure: { experiment: string, variant: string } | null
 }
 
 /** Counters and histograms of one experiment arm, bound to its labels once. */
@@ -92,11 +95,11 @@ export class Experiment {
         metrics: metrics.variant(cfg.name, v.name),
         exposures: 0
       }
-      ;(variant as { route: Route }).route = { backend, experiment: this, variant, header: `${cfg.name}=${v.name}` }
+      ;(variant as { route: Route }).route = { backend, experiment: this, variant, header: `${cfg.name}=${v.name}`, exposure: { experiment: cfg.name, variant: v.name } }
       return variant
     })
     this.bounds = bounds
-    this.offRoute = { backend: this.variants[0]!.backend, experiment: null, variant: null, header: null }
+    this.offRoute = { backend: this.variants[0]!.backend, experiment: null, variant: null, header: null, exposure: null }
     this.notEnrolled = {
       no_unit: metrics.notEnrolled(cfg.name, 'no_unit'),
       targeting: metrics.notEnrolled(cfg.name, 'targeting'),
@@ -179,7 +182,7 @@ export function enrolment (entry: ExperimentEntry, unit: string): 'enrolled' | '
 }
 
 /** `GET /experiments` for one experiment: config, runtime state, slots and counts of this process. */
-export function describeExperiment (e: ExperimentEntry): Record<string, unknown> {
+export function describeExperiment (e: ExperimentEntry, outcomes: { moments: (experiment: string, variant: string, metric: string) => Moments }): Record<string, unknown> {
   const ex = e.experiment
   return {
     name: ex.name,
@@ -188,7 +191,14 @@ export function describeExperiment (e: ExperimentEntry): Record<string, unknown>
     state: { enabled: e.enabled, traffic: e.traffic, slots: [e.start, e.start + e.traffic] },
     match: ex.cfg.match,
     targeting: ex.cfg.targeting,
-    variants: ex.variants.map((v) => ({ name: v.name, backend: v.backend.name, weight: v.weight, exposures: v.exposures })),
+    variants: ex.variants.map((v) => ({
+      name: v.name,
+      backend: v.backend.name,
+      weight: v.weight,
+      exposures: v.exposures,
+      // The running sums of each outcome metric (mergeable: n, sum, sum of squares).
+      outcomes: Object.fromEntries(ex.cfg.metrics.map((m) => [m.name, outcomes.moments(ex.name, v.name, m.name)]))
+    })),
     notEnrolled: { ...ex.notEnrolledCounts },
     metrics: ex.cfg.metrics,
     minEffect: ex.cfg.minEffect,
