@@ -1,5 +1,5 @@
 import { LatencyHistogram } from '../stats/latency-histogram.js'
-import { wilson } from '../stats/wilson.js'
+import { wilson } from '../analysis/wilson.js'
 import type { ShadowCounters, ShadowState } from './shadow-runtime.js'
 
 /** What the report shows of a shadow's runtime state and request counters. */
