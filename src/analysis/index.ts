@@ -1,0 +1,13 @@
+// The statistics library for experiments (#17) and canary gates (#18): one import for the integrations.
+export * from './comparison.js'
+export * from './distributions.js'
+export * from './holm.js'
+export * from './quantile-ratio.js'
+export * from './running-moments.js'
+export * from './sample-size.js'
+export * from './sequential.js'
+export * from './srm.js'
+export * from './two-proportions.js'
+export * from './verdict.js'
+export * from './welch.js'
+export * from './wilson.js'
