@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import normalRandom from '@stdlib/random-base-normal'
 import {
   compareProportions, compareQuantiles, decide, holmVerdicts, RunningMoments, sampleFromHistogram, sampleFromValues,
-  unitsStillNeeded, welch
+  unitsStillNeeded, welch, experimentMetricState, sampleRatioMismatch
 } from '../src/analysis/index.js'
 
 test('no data never passes and never fails', () => {
@@ -120,4 +120,20 @@ test('bad input throws RangeError (validation at construction), never a wrong nu
   const m = new RunningMoments()
   assert.equal(m.add(NaN), false)
   assert.equal(m.n, 0)
+})
+
+test('experiment states: srm withholds, collecting below the minimum, better/worse/no_difference/inconclusive', () => {
+  const better = { kind: 'better', direction: 'higher' } as const
+  const opts = { minPerArm: 100 }
+  const srmOk = sampleRatioMismatch([2000, 2000], [1, 1])
+  const state = (xc: number, nc: number, xt: number, nt: number, srm = srmOk): string =>
+    experimentMetricState(decide(compareProportions({ successes: xc, n: nc }, { successes: xt, n: nt }), better, opts), 0.02, srm).state
+  assert.equal(state(5, 50, 9, 50), 'collecting')
+  assert.equal(state(200, 2000, 400, 2000), 'treatment_better')
+  assert.equal(state(400, 2000, 200, 2000), 'treatment_worse')
+  assert.equal(state(2000, 40000, 2010, 40000), 'no_difference')
+  const inc = experimentMetricState(decide(compareProportions({ successes: 20, n: 200 }, { successes: 22, n: 200 }), better, opts), 0.02, srmOk)
+  assert.equal(inc.state, 'inconclusive')
+  assert.ok(inc.unitsNeeded !== null && inc.unitsNeeded.total > 0)
+  assert.equal(state(200, 2000, 400, 2000, sampleRatioMismatch([2000, 1700], [1, 1])), 'srm')
 })
