@@ -3,12 +3,12 @@ import assert from 'node:assert/strict'
 import {
   chiSquareSurvival, compareProportions, compareQuantiles, decide, holmBonferroni, meanSampleSize, normalQuantile,
   proportionSampleSize, quantileOf, RunningMoments, sampleFromHistogram, sampleFromValues, sampleRatioMismatch,
-  tCdf, tQuantile, twoProportionZTest, welch
+  tCdf, tQuantile, twoProportionZTest, welch, mannWhitney
 } from '../src/analysis/index.js'
 
 // Expected values computed with SciPy 1.17.1 / NumPy 2.4 by test/fixtures/analysis-reference.py
 // (its output, test/fixtures/analysis-reference.json, pasted here).
-const REF = {"welch": {"t": 3.2879564071913556, "p": 0.003967820518371834, "df": 18.532577527390973, "lo": 0.8720283379900127, "hi": 3.94130499534332}, "welch_rel": {"est": 0.19710619710619706, "lo": 0.05627487450466909, "hi": 0.337937519707725}, "proportions": [{"xc": 48, "nc": 80, "xt": 56, "nt": 70, "lo": 0.05243147240236484, "hi": 0.3338726540369059, "z": 2.6501719512585336, "p": 0.00804508136819656}, {"xc": 9, "nc": 812, "xt": 33, "nt": 790, "lo": 0.015262057149827694, "hi": 0.04782037053439214, "z": 3.843352620441361, "p": 0.00012136489381501442}, {"xc": 0, "nc": 200, "xt": 0, "nt": 200, "lo": -0.018845326377266575, "hi": 0.018845326377266575, "z": 0.0, "p": 1.0}, {"xc": 1000, "nc": 10000, "xt": 1100, "nt": 10000, "lo": 0.0015020650656495348, "hi": 0.01850151586836522, "z": 2.3066347738170103, "p": 0.021075189273797826}], "srm": [{"obs": [5050, 4950], "w": [1, 1], "chi2": 1.0, "p": 0.31731050786291115}, {"obs": [5200, 4800], "w": [1, 1], "chi2": 16.0, "p": 6.334248366623988e-05}, {"obs": [1000, 2100, 2900], "w": [1, 2, 3], "chi2": 8.333333333333334, "p": 0.015503853599009307}], "dists": {"z975": 1.959963984540054, "t_cdf": 0.035618535729039044, "t_q": 2.1570459741131427, "chi2_sf": 0.0035175167749121284}, "n_prop": 3841, "n_mean": 252, "holm": {"p": [0.01, 0.04, 0.03, 0.005, 0.2], "adj": [0.04, 0.09, 0.09, 0.025, 0.2]}, "quantiles": {"0.05": 1.0, "0.5": 4.0, "0.9": 9.0, "0.99": 9.0}} as const
+const REF = {"welch": {"t": 3.2879564071913556, "p": 0.003967820518371834, "df": 18.532577527390973, "lo": 0.8720283379900127, "hi": 3.94130499534332}, "welch_rel": {"est": 0.19710619710619706, "lo": 0.05627487450466909, "hi": 0.337937519707725}, "proportions": [{"xc": 48, "nc": 80, "xt": 56, "nt": 70, "lo": 0.05243147240236484, "hi": 0.3338726540369059, "z": 2.6501719512585336, "p": 0.00804508136819656}, {"xc": 9, "nc": 812, "xt": 33, "nt": 790, "lo": 0.015262057149827694, "hi": 0.04782037053439214, "z": 3.843352620441361, "p": 0.00012136489381501442}, {"xc": 0, "nc": 200, "xt": 0, "nt": 200, "lo": -0.018845326377266575, "hi": 0.018845326377266575, "z": 0.0, "p": 1.0}, {"xc": 1000, "nc": 10000, "xt": 1100, "nt": 10000, "lo": 0.0015020650656495348, "hi": 0.01850151586836522, "z": 2.3066347738170103, "p": 0.021075189273797826}], "srm": [{"obs": [5050, 4950], "w": [1, 1], "chi2": 1.0, "p": 0.31731050786291115}, {"obs": [5200, 4800], "w": [1, 1], "chi2": 16.0, "p": 6.334248366623988e-05}, {"obs": [1000, 2100, 2900], "w": [1, 2, 3], "chi2": 8.333333333333334, "p": 0.015503853599009307}], "dists": {"z975": 1.959963984540054, "t_cdf": 0.035618535729039044, "t_q": 2.1570459741131427, "chi2_sf": 0.0035175167749121284}, "n_prop": 3841, "n_mean": 252, "holm": {"p": [0.01, 0.04, 0.03, 0.005, 0.2], "adj": [0.04, 0.09, 0.09, 0.025, 0.2]}, "quantiles": {"0.05": 1.0, "0.5": 4.0, "0.9": 9.0, "0.99": 9.0}, "mwu": {"u": 230.5, "p": 0.007324195599675216}} as const
 
 const near = (actual: number, expected: number, eps = 1e-6, what = ''): void => {
   assert.ok(Math.abs(actual - expected) <= eps, `${what}: ${actual} != ${expected}`)
@@ -27,6 +27,9 @@ test('distribution wrappers match scipy', () => {
   near(tCdf(-2.1, 7.5), REF.dists.t_cdf, 1e-9, 't cdf')
   near(tQuantile(0.975, 13.2), REF.dists.t_q, 1e-9, 't q')
   near(chiSquareSurvival(11.3, 2), REF.dists.chi2_sf, 1e-9, 'chi2 sf')
+  // df = ∞ is the normal (stdlib itself answers 0.5 and NaN there).
+  near(tCdf(-2, Infinity), 0.022750131948179195, 1e-12, 't cdf inf')
+  near(tQuantile(0.975, Infinity), REF.dists.z975, 1e-12, 't q inf')
 })
 
 test('Welch t-test from running sums matches scipy ttest_ind(equal_var=False)', () => {
@@ -51,6 +54,12 @@ test('Welch t-test from running sums matches scipy ttest_ind(equal_var=False)', 
   const half1 = moments(A.slice(0, 4))
   half1.merge(moments(A.slice(4)))
   near(welch(half1, moments(B)).test.t, REF.welch.t, 1e-9, 'merged')
+  // Two constant arms that differ: certain, p = 0, not NaN.
+  const constant = (x: number): { n: number, sum: number, sumSq: number } => ({ n: 10, sum: 10 * x, sumSq: 10 * x * x })
+  const w0 = welch(constant(1), constant(2))
+  assert.equal(w0.test.pValue, 0)
+  assert.equal(decide(w0.absolute, { kind: 'better', direction: 'higher' }).verdict, 'pass')
+  assert.equal(welch(constant(1), constant(1)).test.pValue, 1)
 })
 
 test('two proportions: Newcombe interval and pooled z match scipy-based references', () => {
@@ -112,4 +121,16 @@ test('quantiles are numpy inverted_cdf; histograms and raw samples agree', () =>
   assert.equal(a.estimate, 2)
   assert.deepEqual(a.percentileInterval, b.percentileInterval)
   assert.equal(a.standardError, b.standardError)
+})
+
+test('Mann-Whitney U (tie + continuity corrected) matches scipy mannwhitneyu(asymptotic)', () => {
+  const x = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4]
+  const y = [4, 6, 5, 7, 9, 10, 6, 8, 5, 11, 7, 6, 12, 9, 8]
+  const r = mannWhitney(sampleFromValues(x), sampleFromValues(y))
+  near(r.u, REF.mwu.u, 1e-9, 'U')
+  near(r.pValue, REF.mwu.p, 1e-6, 'p')
+  near(r.cles, REF.mwu.u / (x.length * y.length), 1e-12, 'cles')
+  assert.equal(mannWhitney(sampleFromValues([1, 2, 3]), sampleFromValues([1, 2, 3])).pValue, 1)
+  assert.equal(mannWhitney(sampleFromValues([]), sampleFromValues([1])).pValue, 1)
+  assert.equal(mannWhitney(sampleFromValues([5, 5]), sampleFromValues([5])).pValue, 1, 'all ties')
 })

@@ -20,14 +20,14 @@ export function normalQuantile (p: number): number {
   return normalQuantileImpl(p, 0, 1)
 }
 
-/** Student's t CDF with `df` degrees of freedom. */
+/** Student's t CDF with `df` degrees of freedom (df = ∞: the normal, which stdlib does not take). */
 export function tCdf (x: number, df: number): number {
-  return tCdfImpl(x, df)
+  return df === Infinity ? normalCdf(x) : tCdfImpl(x, df)
 }
 
-/** Student's t quantile with `df` degrees of freedom. */
+/** Student's t quantile with `df` degrees of freedom (df = ∞: the normal). */
 export function tQuantile (p: number, df: number): number {
-  return tQuantileImpl(p, df)
+  return df === Infinity ? normalQuantile(p) : tQuantileImpl(p, df)
 }
 
 /** Upper tail P(X ≥ x) of the χ² distribution with `df` degrees of freedom. */
