@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import normalRandom from '@stdlib/random-base-normal'
 import binomialRandom from '@stdlib/random-base-binomial'
 import {
-  compareProportions, decide, proportionSampleSize, RunningMoments, sequentialMultiplier, sequentialPValue, welch,
+  compareProportions, compareQuantiles, decide, sampleFromValues, proportionSampleSize, RunningMoments, sequentialMultiplier, sequentialPValue, welch,
   type Verdict
 } from '../src/analysis/index.js'
 
@@ -100,4 +100,21 @@ test('A/B proportions with a true effect of 2 x minEffect: detected in >= 80% wi
   }
   assert.ok(detected / runs >= 0.8, `power ${detected / runs}`)
   assert.equal(wrongWay, 0)
+})
+
+test('A/A latency p99 ratio (bootstrap se + always-valid multiplier), 200 experiments x 10 looks: stays <= alpha', () => {
+  const runs = 200
+  const perLook = 150
+  const draw = normalRandom.factory(0, 0.5, { seed: 4242 })
+  let falsePositives = 0
+  for (let r = 0; r < runs; r++) {
+    const c: number[] = []
+    const t: number[] = []
+    for (let look = 1; look <= LOOKS; look++) {
+      for (let i = 0; i < perLook; i++) { c.push(20 * Math.exp(draw())); t.push(20 * Math.exp(draw())) }
+      const cmp = compareQuantiles(sampleFromValues(c), sampleFromValues(t), 0.99, { resamples: 400, seed: r + 1 })
+      if (decisive(decide(cmp, { kind: 'better', direction: 'lower' }, { tuningN: 2 * perLook * LOOKS }))) { falsePositives++; break }
+    }
+  }
+  assert.ok(falsePositives / runs <= ALPHA + margin(runs), `latency false-positive rate ${falsePositives / runs}`)
 })
