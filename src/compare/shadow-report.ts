@@ -1,5 +1,5 @@
 import { LatencyHistogram } from '../stats/latency-histogram.js'
-import { wilson } from '../stats/wilson.js'
+import { wilson } from '../analysis/wilson.js'
 import { COMPARISON_OUTCOMES } from '../metrics/metrics.js'
 import type { ShadowCounters, ShadowState } from '../shadow/shadow-runtime.js'
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { wilson, Z_95 } from '../src/stats/wilson.js'
+import { wilson, Z_95 } from '../src/analysis/wilson.js'
 
 const near = (actual: number, expected: number, eps = 1e-12): void => {
   assert.ok(Math.abs(actual - expected) <= eps, `${actual} != ${expected}`)
