@@ -18,6 +18,7 @@ import { mergeReports, OPERATIONS, type ExperimentPatch, type ProcessOps, type P
 import { Experiment, describeExperiment } from './experiments/experiment.js'
 import { ExposureLog } from './experiments/exposure-log.js'
 import { Outcomes } from './experiments/outcomes.js'
+import { withAnalysis } from './experiments/analysis.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -174,7 +175,7 @@ export class Penumbra implements ProcessOps {
       ready: () => this.ready(),
       config: () => redactConfig(this.config),
       shadows: async () => op.shadows(this),
-      experiments: async () => op.experiments(this),
+      experiments: async () => op.experiments(this).map(withAnalysis),
       patchExperiment: async (name, patch) => op.patchExperiment(this, { name, patch }),
       postEvents: async (events) => this.postEvents(events, false),
       patchShadow: async (name, patch) => op.patch(this, { name, patch }),
@@ -270,7 +271,7 @@ export class Penumbra implements ProcessOps {
     const e = this.runtime.patchExperiment(name, patch)
     if (e === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no experiment named "${name}"`)
     this.log.info({ experiment: name, patch }, 'experiment state changed')
-    return describeExperiment(e, this.outcomes)
+    return withAnalysis(describeExperiment(e, this.outcomes))
   }
 
   /** Compiles the config's experiments into the runtime snapshot (at start and on reload). */

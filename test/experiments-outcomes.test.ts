@@ -109,3 +109,51 @@ test('POST /events: by unit, by request id, NDJSON; rejected by index with reaso
     return String(r.headers['x-penumbra-experiment']).split('=')[1]!
   }
 })
+
+test('GET /experiments carries verdicts: collecting without data, treatment_better with a clear effect, srm withholds', { timeout: 60_000 }, async (t) => {
+  const { analyseExperiment } = await import('../src/experiments/analysis.js')
+  const blue = await startUpstream()
+  const cand = await startUpstream()
+  const app = await startPenumbra({
+    backends: { blue: { url: blue.url }, cand: { url: cand.url } },
+    primary: 'blue',
+    experiments: [{
+      name: 'ab',
+      unit: 'header:x-user-id',
+      variants: [{ name: 'control', backend: 'blue' }, { name: 'treatment', backend: 'cand' }],
+      metrics: [{ name: 'conversion', kind: 'binary' }, { name: 'revenue', kind: 'mean' }]
+    }]
+  })
+  t.after(async () => { await app.stop(); await blue.close(); await cand.close() })
+  const { proxy, admin } = urls(app)
+  const get = async (): Promise<any> => await (await request(`${admin}/experiments/ab`)).body.json()
+  const before = await get()
+  assert.deepEqual(before.analysis.metrics.map((m: { metric: string, state: string }) => [m.metric, m.state]), [['conversion', 'collecting'], ['revenue', 'collecting']])
+  // 600 units: control converts 5%, treatment 50% (a deterministic pattern per unit).
+  const events: unknown[] = []
+  for (let i = 0; i < 600; i++) {
+    const unit = `user-${i}`
+    const r = await request(`${proxy}/v1/models/m:predict`, { method: 'POST', body: '{}', headers: { 'x-user-id': unit } })
+    await r.body.text()
+    const arm = String(r.headers['x-penumbra-experiment']).split('=')[1]
+    events.push({ unit, name: 'conversion', value: arm === 'treatment' ? (i % 2) : (i % 20 === 0 ? 1 : 0) })
+  }
+  const posted = await (await request(`${admin}/events`, { method: 'POST', body: JSON.stringify(events), headers: { 'content-type': 'application/json' } })).body.json() as { accepted: number }
+  assert.equal(posted.accepted, 600)
+  const after = await get()
+  const conv = after.analysis.metrics.find((m: { metric: string }) => m.metric === 'conversion')
+  assert.equal(conv.state, 'treatment_better', JSON.stringify(conv.verdict))
+  assert.equal(conv.verdict.test, 'newcombe-diff')
+  assert.equal(conv.verdict.n.control + conv.verdict.n.treatment, 600)
+  assert.ok(conv.verdict.interval.lower > 0 && conv.verdict.sequential === true, 'decided on the always-valid interval')
+  assert.ok(Number.isFinite(conv.verdict.fixedPValue), 'the fixed-horizon p-value is shown beside it')
+  assert.equal(after.analysis.srm.mismatch, false)
+  assert.equal(after.variants[0].units + after.variants[1].units, 600)
+  assert.equal(after.analysis.metrics.find((m: { metric: string }) => m.metric === 'revenue').state, 'collecting', 'no revenue events: no verdict')
+  // A sample-ratio mismatch withholds every verdict (data as GET /experiments shows it).
+  const arm = (units: number, n: number, sum: number): { name: string, weight: number, units: number, outcomes: Record<string, { n: number, sum: number, sumSq: number }> } =>
+    ({ name: `v${units}`, weight: 0.5, units, outcomes: { conversion: { n, sum, sumSq: sum } } })
+  const skewed = analyseExperiment({ name: 'x', alpha: 0.05, minEffect: 0.02, metrics: [{ name: 'conversion', kind: 'binary' }], variants: [arm(1000, 1000, 50), arm(800, 800, 400)] })
+  assert.equal(skewed.srm!.mismatch, true)
+  assert.equal(skewed.metrics[0]!.state, 'srm')
+})

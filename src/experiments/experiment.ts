@@ -6,6 +6,10 @@ import type { BackendSet } from '../upstream/backend-set.js'
 import { compilePathGlob, parseSampleBy, sampleKey, type SampleBy } from '../shadow/sampler.js'
 import { layerSlot, variantDraw, variantIndex } from './assignment.js'
 import type { Moments } from './outcomes.js'
+import { LRUCache } from 'lru-cache'
+
+/** Distinct units remembered per experiment for the unit counts (~100 bytes each). */
+const MAX_TRACKED_UNITS = 100_000
 
 /** Why a request an experiment matched was not enrolled (`penumbra_experiment_not_enrolled_total`). */
 export type NotEnrolledReason = 'no_unit' | 'targeting' | 'traffic' | 'other_experiment'
@@ -43,6 +47,8 @@ export interface Variant {
   readonly metrics: VariantMetrics
   /** Exposures in this process (the admin view; Prometheus has the counter). */
   exposures: number
+  /** Distinct units exposed in this process (see Experiment.noteUnit), for the SRM test. */
+  units: number
 }
 
 /** What the metrics module provides to bind an experiment's series. */
@@ -66,6 +72,8 @@ export class Experiment {
   readonly offRoute: Route
   /** Requests not enrolled in this process, by reason (the admin view). */
   readonly notEnrolledCounts: Record<NotEnrolledReason, number> = { no_unit: 0, targeting: 0, traffic: 0, other_experiment: 0 }
+  /** Units seen, bounded: past it a returning unit may be counted again (documented). */
+  readonly #seen = new LRUCache<string, true>({ max: MAX_TRACKED_UNITS })
   readonly #methods: Set<string>
   readonly #paths: RegExp[] | null
   readonly #targeting: Array<{ header: string, in: Set<string> }>
@@ -93,7 +101,8 @@ export class Experiment {
         weight: v.weight / total,
         route: null as unknown as Route,
         metrics: metrics.variant(cfg.name, v.name),
-        exposures: 0
+        exposures: 0,
+        units: 0
       }
       ;(variant as { route: Route }).route = { backend, experiment: this, variant, header: `${cfg.name}=${v.name}`, exposure: { experiment: cfg.name, variant: v.name } }
       return variant
@@ -139,6 +148,13 @@ export class Experiment {
   /** The control: the first variant. */
   get control (): Variant {
     return this.variants[0]!
+  }
+
+  /** Counts a unit's first exposure in its arm (units, not requests, are what SRM tests). */
+  noteUnit (unit: string, v: Variant): void {
+    if (this.#seen.get(unit) !== undefined) return
+    this.#seen.set(unit, true)
+    v.units++
   }
 
   countNotEnrolled (reason: NotEnrolledReason): void {
@@ -196,6 +212,7 @@ export function describeExperiment (e: ExperimentEntry, outcomes: { moments: (ex
       backend: v.backend.name,
       weight: v.weight,
       exposures: v.exposures,
+      units: v.units,
       // The running sums of each outcome metric (mergeable: n, sum, sum of squares).
       outcomes: Object.fromEntries(ex.cfg.metrics.map((m) => [m.name, outcomes.moments(ex.name, v.name, m.name)]))
     })),

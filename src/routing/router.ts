@@ -29,6 +29,7 @@ export class Router {
       const where = enrolment(entry, unit)
       if (where !== 'enrolled') { ex.countNotEnrolled(where); continue }
       const v = ex.variantOf(unit)
+      ex.noteUnit(unit, v)
       v.exposures++
       v.metrics.exposures.inc()
       return v.route

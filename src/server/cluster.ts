@@ -7,6 +7,7 @@ import { isOperation, mergeReports, runOperation, type ExperimentPatch, type Ope
 import { ErrorCodes, PenumbraError, type ErrorCode } from '../errors.js'
 import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../runtime/primary-selection.js'
 import { OriginProbe } from '../upstream/probe.js'
+import { withAnalysis } from '../experiments/analysis.js'
 import { primarySwitchesCounter } from '../metrics/metrics.js'
 import type { Counter } from 'prom-client'
 
@@ -231,10 +232,19 @@ export class ClusterBackend implements AdminBackend {
       for (const other of lists.slice(1)) {
         const o = other[i]
         if (o === undefined) continue
-        merged.variants.forEach((v: { exposures: number }, j: number) => { v.exposures += o.variants[j]?.exposures ?? 0 })
+        merged.variants.forEach((v: { exposures: number, units: number, outcomes: Record<string, { n: number, sum: number, sumSq: number }> }, j: number) => {
+          const ov = o.variants[j]
+          if (ov === undefined) return
+          v.exposures += ov.exposures
+          v.units += ov.units
+          for (const [metric, m] of Object.entries(v.outcomes)) {
+            const om = ov.outcomes[metric]
+            if (om !== undefined) { m.n += om.n; m.sum += om.sum; m.sumSq += om.sumSq }
+          }
+        })
         for (const k of Object.keys(merged.notEnrolled)) merged.notEnrolled[k] += o.notEnrolled[k] ?? 0
       }
-      return merged
+      return withAnalysis(merged)
     })
   }
 
