@@ -6,7 +6,7 @@ import { layerSlot, variantDraw, variantIndex } from '../src/experiments/assignm
 import { Experiment, enrolment, layoutExperiments } from '../src/experiments/experiment.js'
 import { BackendSet } from '../src/upstream/backend-set.js'
 import { Metrics } from '../src/metrics/metrics.js'
-import { validateConfig } from '../src/index.js'
+import { validateConfig, type ConfigError } from '../src/index.js'
 
 test('the documented formula, with test vectors (non-ASCII and empty units included)', () => {
   assert.equal(layerSlot('ranking', 'user-1'), 0.2282033283263445)
@@ -89,10 +89,9 @@ test('layers: experiments of one layer never share a unit; two layers are indepe
 })
 
 test('config: bad experiments exit 2 naming the key; overlapping experiments in different layers warn', async () => {
-  const { ConfigError } = await import('../src/index.js')
   const { configWarnings } = await import('../src/config/schema.js')
   const problems = (experiments: unknown[]): string[] => {
-    try { validateConfig({ backends: B, primary: 'blue', experiments }) } catch (err) { return (err as InstanceType<typeof ConfigError>).problems }
+    try { validateConfig({ backends: B, primary: 'blue', experiments }) } catch (err) { return (err as ConfigError).problems }
     return []
   }
   assert.deepEqual(problems([ab({ variants: [{ name: 'control', backend: 'nope' }, { name: 't', backend: 'cand' }] })]),
