@@ -108,10 +108,13 @@ test('oip-v2: instances are slices along the batch dimension; outputs pair by na
     { name: 'predict_proba', shape: [3, 3], datatype: 'FP32', data: [0.8, 0.1, 0.1, 0.1, 0.7, 0.2, 0.3, 0.3, 0.4] },
     { name: 'label', shape: [3], datatype: 'BYTES', data: ['setosa', 'versicolor', 'virginica'] }
   ])
-  const s = { ...oip([
-    { name: 'label', shape: [3], datatype: 'BYTES', data: ['setosa', 'versicolor', 'virginica'] },
-    { name: 'predict_proba', shape: [3, 3], datatype: 'FP32', data: [0.8, 0.1, 0.1, 0.1, 0.7, 0.2, 0.3, 0.3, 0.4] }
-  ]), model_version: '2' }
+  const s = {
+    ...oip([
+      { name: 'label', shape: [3], datatype: 'BYTES', data: ['setosa', 'versicolor', 'virginica'] },
+      { name: 'predict_proba', shape: [3, 3], datatype: 'FP32', data: [0.8, 0.1, 0.1, 0.1, 0.7, 0.2, 0.3, 0.3, 0.4] }
+    ]),
+    model_version: '2'
+  }
   const r = run('/v2/models/iris/infer', p, s)
   assert.equal(r.format, 'oip-v2')
   assert.equal(r.outcome, 'match', JSON.stringify(r.differences))

@@ -1,3 +1,4 @@
+/* eslint-disable no-template-curly-in-string -- Grafana's ${DS_PROMETHEUS} placeholders are literal text here */
 // Issue #5: a real /metrics scrape (after traffic with shadows, mismatches and shadow errors) is
 // lint-clean for promtool, carries the metric contract, and the Grafana dashboard only queries
 // metrics penumbra exports or recording rules the rules file defines.

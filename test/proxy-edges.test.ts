@@ -151,7 +151,7 @@ test('upgrade: a handshake that carries a body is refused with 400 and nothing r
   const app = await startPenumbra({ primary: { url: primary.url } })
   t.after(() => app.stop())
   const body = 'x'.repeat(40)
-  for (const framing of [`Content-Length: 40\r\n`, 'Transfer-Encoding: chunked\r\n']) {
+  for (const framing of ['Content-Length: 40\r\n', 'Transfer-Encoding: chunked\r\n']) {
     const payload = framing.startsWith('Content') ? body : `28\r\n${body}\r\n0\r\n\r\n`
     const { text, closed } = await untilClosed(app.port, upgradeRequest('/ws', framing) + payload)
     assert.ok(closed)
