@@ -63,13 +63,15 @@ export class ChatReducer implements StreamReducer {
       if (typeof c.finish_reason === 'string') acc.finish = c.finish_reason
       const d = c.delta
       if (!isObject(d)) continue
-      if (typeof d.content === 'string') {
+      // An empty delta (the role-only first chunk sends `content: ""`) adds nothing: like the
+      // openai SDK's accumulator, an answer without text keeps `content: null`.
+      if (typeof d.content === 'string' && d.content !== '') {
         acc.content = (acc.content ?? '') + d.content
-        if (d.content !== '') token = true
+        token = true
       }
-      if (typeof d.refusal === 'string') {
+      if (typeof d.refusal === 'string' && d.refusal !== '') {
         acc.refusal = (acc.refusal ?? '') + d.refusal
-        if (d.refusal !== '') token = true
+        token = true
       }
       if (Array.isArray(d.tool_calls)) {
         for (const t of d.tool_calls) if (isObject(t) && mergeTool(acc.tools, t)) token = true
