@@ -47,7 +47,11 @@ const CONTRACT: Record<string, string> = {
   penumbra_experiment_outcome_count_total: 'counter',
   penumbra_experiment_outcome_sum_total: 'counter',
   penumbra_experiment_outcome_sum_squares_total: 'counter',
-  penumbra_events_total: 'counter'
+  penumbra_events_total: 'counter',
+  penumbra_llm_agreement_total: 'counter',
+  penumbra_llm_time_to_first_token_seconds: 'histogram',
+  penumbra_llm_time_per_output_token_seconds: 'histogram',
+  penumbra_llm_tokens_total: 'counter'
 }
 
 /** Series Prometheus itself adds to every target. */

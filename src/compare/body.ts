@@ -20,6 +20,9 @@ export type BodyFailure =
   | 'unsupported content-encoding'
   | 'invalid UTF-8'
   | 'invalid JSON'
+  | 'stream truncated'
+  | 'stream reported an error'
+  | 'invalid event stream'
 
 /** Statuses whose responses have no content by definition (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
 const NO_CONTENT_STATUS = new Set([204, 205, 304])

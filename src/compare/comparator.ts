@@ -4,7 +4,12 @@ import { FORMATS, resolveFormat, type ConcreteFormat, type ResponseFormat } from
 import { InstanceComparer, InstanceTally } from './instance.js'
 import { DiffSink, JsonDiffer } from './json-diff.js'
 import { escapeSegment } from './json-pointer.js'
+import { compareAnswers } from './llm/agreement.js'
+import { normaliseAnswer, type LlmApi } from './llm/answer.js'
+import { apiForPath, decodeEventStream, isEventStream } from './llm/assemble.js'
+import { jsonRequirement } from './llm/json-valid.js'
 import { RuleSet, type PathRuleSpec } from './rules.js'
+import { urlPathOf } from './formats/format.js'
 import type { CapturedResponse, CompareJob, CompareResult, InstanceSummary } from './types.js'
 
 /** Predicate on a normalised path (array indices as `*`): true when differences there are noise. */
@@ -90,9 +95,12 @@ export class Comparator {
       if (pv !== sv) sink.add({ path, kind: 'header', primary: pv, shadow: sv })
     }
 
-    const pb = decodePrimary(p, cfg.maxBodyBytes)
+    // An event stream (an LLM answer with `stream: true`) is assembled into the body the same
+    // request would have got without streaming, so that streamed and non-streamed answers compare alike.
+    const streamApi = this.#streamApi(job.url)
+    const pb = decodePrimary(p, cfg.maxBodyBytes, streamApi)
     // Deterministic models often answer byte for byte the same: decode once.
-    const sb = sameBytes(p, s) ? pb : decodeBody(s, cfg.maxBodyBytes)
+    const sb = sameBytes(p, s) ? pb : decodeResponse(s, cfg.maxBodyBytes, streamApi)
     const pv = pb.ok ? pb.value : undefined
     const sv = sb.ok ? sb.value : undefined
     const format = resolveFormat(cfg.format, job.url, pv, sv)
@@ -100,7 +108,10 @@ export class Comparator {
     if (!pb.ok || !sb.ok) {
       const reason = !pb.ok ? `primary: ${pb.reason}` : `shadow: ${(sb as Extract<DecodedBody, { ok: false }>).reason}`
       if (!statusDiffers) {
-        return { outcome: 'unparseable', format: format.name, differences: [], instances: emptyInstances(), reason }
+        const r: CompareResult = { outcome: 'unparseable', format: format.name, differences: [], instances: emptyInstances(), reason }
+        if (!pb.ok && pb.reason === 'stream truncated') r.streamTruncated = 'primary'
+        else if (!sb.ok && sb.reason === 'stream truncated') r.streamTruncated = 'shadow'
+        return r
       }
       const engine = this.#engine(format)
       engine.instances.setNoise(isNoisy)
@@ -110,6 +121,10 @@ export class Comparator {
     }
 
     const engine = this.#engine(format)
+    if (format.llm !== undefined) {
+      const r = this.#compareLlm(job, format.llm, format, engine, sink, isNoisy, pv, sv)
+      if (r !== null) return r
+    }
     engine.differ.diff(pv, sv, sink)
     engine.instances.setNoise(isNoisy)
     const tally = new InstanceTally()
@@ -120,6 +135,47 @@ export class Comparator {
       instances = { compared: 1, disagreements: sink.count > 0 ? 1 : 0, scoreDeltas: [] }
     }
     return this.#result(sink.count > 0 ? 'mismatch' : 'match', format, sink, instances, isNoisy, pv, sv)
+  }
+
+  /** The API to assemble an event stream as: the configured LLM format's, else the request path's, else detected. */
+  #streamApi (url: string): LlmApi | 'auto' {
+    const f = this.#cfg.format
+    if (f !== 'auto' && FORMATS[f].llm !== undefined) return FORMATS[f].llm as LlmApi
+    return apiForPath(urlPathOf(url)) ?? 'auto'
+  }
+
+  /**
+   * An LLM format: both bodies normalised (see `LlmAnswer`) and compared by agreement kind.
+   * Null when neither body has the API's shape (two error bodies): the generic diff then applies.
+   */
+  #compareLlm (job: CompareJob, api: LlmApi, format: ResponseFormat, engine: Engine, sink: DiffSink, isNoisy: NoisePredicate | undefined, pv: unknown, sv: unknown): CompareResult | null {
+    const pa = normaliseAnswer(api, pv)
+    const sa = normaliseAnswer(api, sv)
+    if (pa === null && sa === null) return null
+    const tally = new InstanceTally()
+    if (pa === null || sa === null) {
+      // One side answered, the other did not (an error body with a 200): a whole-body difference.
+      engine.differ.diff(pv, sv, sink)
+      if (sink.count === 0) sink.add({ path: '', kind: 'type', primary: pv, shadow: sv })
+      const n = (pa ?? sa)?.choices.length ?? 0
+      for (let i = 0; i < n; i++) engine.instances.absent(tally)
+      return this.#result('mismatch', format, sink, tally.summary(), isNoisy, pv, sv)
+    }
+    const kinds = compareAnswers(pa, sa, engine.differ, sink, tally, this.#jsonRequirement(job))
+    const r = this.#result(sink.count > 0 ? 'mismatch' : 'match', format, sink, tally.summary(), isNoisy, pv, sv)
+    r.llm = {
+      kinds,
+      primary: { api, streamed: isEventStream(job.primary.headers), usage: pa.usage },
+      shadow: { api, streamed: isEventStream(job.shadowResponse.headers), usage: sa.usage }
+    }
+    return r
+  }
+
+  /** What the request asked of the answer's text (`response_format` / `text.format`), if anything. */
+  #jsonRequirement (job: CompareJob): ReturnType<typeof jsonRequirement> {
+    if (job.requestBody === null || job.requestBody.length === 0) return null
+    const req = decodeBody({ headers: job.requestHeaders, body: job.requestBody }, this.#cfg.maxBodyBytes)
+    return req.ok ? jsonRequirement(req.value) : null
   }
 
   #engine (format: ResponseFormat): Engine {
@@ -154,9 +210,9 @@ let cachedPrimary: CapturedResponse | null = null
 let cachedMaxBytes = 0
 let cachedDecoded: DecodedBody | null = null
 
-function decodePrimary (p: CapturedResponse, maxBytes: number): DecodedBody {
+function decodePrimary (p: CapturedResponse, maxBytes: number, streamApi: LlmApi | 'auto'): DecodedBody {
   if (cachedPrimary === p && cachedMaxBytes === maxBytes && cachedDecoded !== null) return cachedDecoded
-  const decoded = decodeBody(p, maxBytes)
+  const decoded = decodeResponse(p, maxBytes, streamApi)
   cachedPrimary = p
   cachedMaxBytes = maxBytes
   cachedDecoded = decoded
@@ -167,6 +223,11 @@ function decodePrimary (p: CapturedResponse, maxBytes: number): DecodedBody {
 export function releasePrimaryCache (): void {
   cachedPrimary = null
   cachedDecoded = null
+}
+
+/** JSON, or an event stream assembled to the equivalent JSON body. */
+function decodeResponse (res: CapturedResponse, maxBytes: number, streamApi: LlmApi | 'auto'): DecodedBody {
+  return isEventStream(res.headers) ? decodeEventStream(res, streamApi, maxBytes) : decodeBody(res, maxBytes)
 }
 
 function sameBytes (p: CapturedResponse, s: CapturedResponse): boolean {

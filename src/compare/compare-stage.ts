@@ -310,6 +310,7 @@ export class CompareStage implements JobConsumer {
       r.instanceDisagreements += inst.disagreements
     }
     for (const d of inst.scoreDeltas) m.scoreDelta.observe({ shadow }, d)
+    if (res.llm !== undefined) m.recordLlmAgreement(shadow, res.llm)
 
     // One count per path per request (a batch of 32 differing labels is one path, counted once).
     const seen = new Set<string>()

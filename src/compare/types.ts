@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import type { LlmComparison } from './llm/agreement.js'
 
 /** A response as captured for comparison: status, headers and a bounded copy of the body. */
 export interface CapturedResponse {
@@ -74,6 +75,17 @@ export interface CompareResult {
   noisy?: Difference[]
   /** All non-noisy differences found, including those past the recording cap of `differences`. (Added by compare/.) */
   differenceCount?: number
+  /**
+   * LLM formats (`openai-*`): agreement per kind and each side's API, streaming and usage.
+   * Absent for other formats, and when a side has no answer of the API's shape.
+   */
+  llm?: LlmComparison
+  /**
+   * An event stream that ended before its end marker (`[DONE]`, `response.completed`): the
+   * comparison is `unparseable`; a truncated shadow stream is a shadow error, a truncated primary
+   * (the client's abort included) is not compared.
+   */
+  streamTruncated?: 'primary' | 'shadow'
   /** For an internal error: the error message (unbounded text: log it, never use it as a label). (Added by compare/.) */
   detail?: string
 }

@@ -85,7 +85,7 @@ const noise = z.strictObject({
   margin: z.number().min(0, 'must be >= 0').max(1, 'must be <= 1').default(0.05)
 })
 
-export const compareFormats = ['auto', 'kserve-v1', 'oip-v2', 'mlflow', 'openai-chat', 'json'] as const
+export const compareFormats = ['auto', 'kserve-v1', 'oip-v2', 'mlflow', 'openai-chat', 'openai-completions', 'openai-responses', 'json'] as const
 
 const compareShape = {
   enabled: z.boolean().default(true),

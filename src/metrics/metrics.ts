@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { UPSTREAM_ERROR_REASONS } from '../upstream/upstream-error.js'
 import type { ExperimentMetricsFactory } from '../experiments/experiment.js'
 import type { OutcomeCounters } from '../experiments/outcomes.js'
+import { LLM_KINDS, type LlmComparison } from '../compare/llm/agreement.js'
 
 // Every metric penumbra exports is defined here: the names and labels are the public contract of
 // issues #2, #3 and #4 (README "Metrics reference"). Label values come from config (shadow names)
@@ -14,6 +15,11 @@ export const LATENCY_DELTA_BUCKETS = [-5, -1, -0.5, -0.25, -0.1, -0.05, -0.025, 
   0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]
 /** Max absolute score difference per instance (probabilities and logits alike). */
 export const SCORE_DELTA_BUCKETS = [0, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.2, 0.5, 1, 10]
+
+/** Time to first token: 5 ms … 60 s (a long prompt's prefill, a cold model). */
+export const TTFT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+/** Time per output token: 1 ms … 2.5 s (OpenTelemetry GenAI semantic conventions' advice, trimmed). */
+export const TPOT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5]
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'])
 
@@ -76,6 +82,10 @@ export class Metrics {
   readonly latencyDelta: Histogram<'shadow'>
   readonly noiseRequests: Counter<'outcome'>
   readonly mismatchSinkDropped: Counter
+  readonly llmAgreement: Counter<'shadow' | 'kind' | 'outcome'>
+  readonly llmTimeToFirstToken: Histogram<'upstream'>
+  readonly llmTimePerOutputToken: Histogram<'upstream'>
+  readonly llmTokens: Counter<'upstream' | 'kind'>
   readonly configReloads: Counter<'result'>
   readonly buildInfo: Gauge<'version' | 'node'>
   readonly experimentExposures: Counter<'experiment' | 'variant'>
@@ -124,6 +134,10 @@ export class Metrics {
     this.latencyDelta = new Histogram({ name: 'penumbra_latency_delta_seconds', help: 'Shadow minus primary upstream duration per compared request (signed; negative: shadow faster).', labelNames: ['shadow'], buckets: LATENCY_DELTA_BUCKETS, registers: r })
     this.noiseRequests = new Counter({ name: 'penumbra_noise_requests_total', help: 'Primary-vs-primary replays for noise cancellation, by outcome (ok, error, timeout, skipped).', labelNames: ['outcome'], registers: r })
     this.mismatchSinkDropped = new Counter({ name: 'penumbra_mismatch_sink_dropped_total', help: 'Mismatch records not written to the JSONL sink because it was backed up or failing.', registers: r })
+    this.llmAgreement = new Counter({ name: 'penumbra_llm_agreement_total', help: 'LLM answer choices compared, by agreement kind (content, tool_calls, finish_reason, json_valid, refusal) and outcome (agree, disagree).', labelNames: ['shadow', 'kind', 'outcome'], registers: r })
+    this.llmTimeToFirstToken = new Histogram({ name: 'penumbra_llm_time_to_first_token_seconds', help: 'Streamed LLM answers: request sent to the first content or tool-call delta, per upstream (the primary backend or a shadow).', labelNames: ['upstream'], buckets: TTFT_BUCKETS, registers: r })
+    this.llmTimePerOutputToken = new Histogram({ name: 'penumbra_llm_time_per_output_token_seconds', help: 'Streamed LLM answers: (last token time - first token time) / (output tokens - 1), per upstream.', labelNames: ['upstream'], buckets: TPOT_BUCKETS, registers: r })
+    this.llmTokens = new Counter({ name: 'penumbra_llm_tokens_total', help: 'Tokens the upstream reported in its usage, by kind (input, output, unknown: an answer that reported no usage, counted once).', labelNames: ['upstream', 'kind'], registers: r })
     this.configReloads = configReloadsCounter(r)
     this.buildInfo = new Gauge({ name: 'penumbra_build_info', help: 'Constant 1, labelled with the penumbra and Node.js versions.', labelNames: ['version', 'node'], aggregator: 'first', registers: r })
     this.buildInfo.set({ version: opts.version, node: process.version }, 1)
@@ -166,6 +180,16 @@ export class Metrics {
   /** Error series of an upstream (a backend or a shadow) at 0, so dashboards show 0, not "No data". */
   #initUpstream (upstream: string): void {
     for (const reason of UPSTREAM_ERROR_REASONS) this.upstreamErrors.inc({ upstream, reason }, 0)
+  }
+
+  /** Counts the agreement kinds of one LLM comparison (`penumbra_llm_agreement_total`). */
+  recordLlmAgreement (shadow: string, llm: LlmComparison): void {
+    for (const kind of LLM_KINDS) {
+      const c = llm.kinds[kind]
+      if (c === undefined) continue
+      if (c.agree > 0) this.llmAgreement.inc({ shadow, kind, outcome: 'agree' }, c.agree)
+      if (c.disagree > 0) this.llmAgreement.inc({ shadow, kind, outcome: 'disagree' }, c.disagree)
+    }
   }
 
   /** Creates the series of a shadow up front, so rates are 0 rather than absent before traffic. */

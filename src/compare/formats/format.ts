@@ -1,6 +1,7 @@
 import type { InstanceComparer, InstanceTally } from '../instance.js'
 import type { PathRuleSpec } from '../rules.js'
 import type { CompareFormat } from '../../config/schema.js'
+import type { LlmApi } from '../llm/answer.js'
 
 /** A format that can actually be applied (`auto` resolves to one of these). */
 export type ConcreteFormat = Exclude<CompareFormat, 'auto'>
@@ -14,6 +15,11 @@ export interface ResponseFormat {
    * turns a default ignore off.
    */
   readonly rules: readonly PathRuleSpec[]
+  /**
+   * Set by the LLM formats: the API whose bodies (streamed or not) the comparator normalises and
+   * compares by agreement kind instead of calling `summarise` on the raw bodies.
+   */
+  readonly llm?: LlmApi
   /** Whether a response `body` to a request for `urlPath` (no query) looks like this format. */
   detect (urlPath: string, body: unknown): boolean
   /**

@@ -5,6 +5,8 @@ import { kserveV1 } from './kserve-v1.js'
 import { mlflow } from './mlflow.js'
 import { oipV2 } from './oip-v2.js'
 import { openaiChat } from './openai-chat.js'
+import { openaiCompletions } from './openai-completions.js'
+import { openaiResponses } from './openai-responses.js'
 
 export type { ConcreteFormat, ResponseFormat } from './format.js'
 
@@ -14,6 +16,8 @@ export const FORMATS: Readonly<Record<ConcreteFormat, ResponseFormat>> = {
   'oip-v2': oipV2,
   mlflow,
   'openai-chat': openaiChat,
+  'openai-completions': openaiCompletions,
+  'openai-responses': openaiResponses,
   json
 }
 
@@ -21,7 +25,7 @@ export const FORMATS: Readonly<Record<ConcreteFormat, ResponseFormat>> = {
  * Detection order for `format: auto`. The more specific shapes go first: OIP v2 `outputs`
  * tensors before TF Serving `outputs`, MLflow's `/invocations` before KServe's `predictions`.
  */
-const DETECT_ORDER: readonly ResponseFormat[] = [openaiChat, oipV2, mlflow, kserveV1]
+const DETECT_ORDER: readonly ResponseFormat[] = [openaiChat, openaiCompletions, openaiResponses, oipV2, mlflow, kserveV1]
 
 /**
  * Resolves the format for one exchange. An explicit format is used as is. For `auto`, each
