@@ -173,16 +173,14 @@ test('every PromQL expression in the dashboard names only exported metrics or re
   }
 })
 
-test('every PromQL expression in the dashboard parses (promtool, Grafana variables substituted)', { skip: PROMTOOL.skip, timeout: 30_000 }, async () => {
-  const { dir, cleanup } = tempDir('penumbra-dash-')
-  try {
+test('every PromQL expression in the dashboard parses (promtool, Grafana variables substituted)', { skip: PROMTOOL.skip, timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t, 'penumbra-dash-')
+  {
     const rules = dashboardExpressions(dashboard).map((e, i) => ({ record: `dashboard:expr_${i}:check`, expr: substituteGrafanaVariables(e.expr.startsWith('label_values(') ? e.expr.replace(/^label_values\(([\s\S]*),\s*\w+\)$/, '$1') : e.expr) }))
     const file = join(dir, 'dashboard.rules.yml')
     writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }))
     const r = await run(PROMTOOL.path(), ['check', 'rules', file], { timeoutMs: 20_000 })
     assert.equal(r.code, 0, r.stdout + r.stderr)
-  } finally {
-    cleanup()
   }
 })
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
-  DASHBOARD_FILE, Daemon, PROMETHEUS, RULES_FILE, freePort, getJson, ruleGroups, sendTraffic, startStack, tempDir, waitFor, waitSettled, type Report, type Stack
+  DASHBOARD_FILE, Daemon, PROMETHEUS, RULES_FILE, freePort, getJson, ruleGroups, sendTraffic, startStack, tempDir, waitForValue, waitSettled, type Report, type Stack
 } from './helpers/observability-harness.js'
 import { dashboardExpressions, substituteGrafanaVariables } from './helpers/observability-promql.js'
 
@@ -16,7 +16,8 @@ interface PromVector { status: string, data: { resultType: string, result: Array
 describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, timeout: 120_000 }, () => {
   let stack: Stack
   let prom: Daemon | null = null
-  let tmp: { dir: string, cleanup: () => void } | null = null
+  let tmp: { dir: string } | null = null
+  const cleanups: Array<() => void> = []
   let api = ''
   let report: Report
 
@@ -33,7 +34,7 @@ describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, time
   before(async () => {
     const bin = PROMETHEUS.path()
     stack = await startStack({ shadows: [{ name: 'v2', server: 'demo', disagreeRate: 0.3 }] })
-    tmp = tempDir('penumbra-prom-')
+    tmp = { dir: tempDir({ after: (fn) => cleanups.push(fn) }, 'penumbra-prom-') }
     const port = await freePort()
     api = `http://127.0.0.1:${port}`
     const config = {
@@ -50,16 +51,16 @@ describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, time
       '--log.level=warn'
     ])
     try {
-      await waitFor('prometheus to be ready', async () => {
+      await waitForValue(async () => {
         if (!prom!.running) throw new Error(`prometheus exited: ${prom!.output.slice(-2000)}`)
         const r = await fetch(`${api}/-/ready`, { signal: AbortSignal.timeout(1000) })
         return r.status === 200 ? true : undefined
-      }, 30_000, 250)
+      }, 30_000, 'prometheus to be ready', 250)
       // Scrapes before the traffic, so the rate windows start at zero like penumbra's own counters.
-      await waitFor('two successful scrapes', async () => {
+      await waitForValue(async () => {
         const v = await scalarOf('sum_over_time(up{job="penumbra"}[1m])')
         return v !== undefined && v >= 2 ? true : undefined
-      }, 20_000, 250)
+      }, 20_000, 'two successful scrapes', 250)
     } catch (err) {
       throw new Error(`${(err as Error).message}\nprometheus output:\n${prom.output.slice(-3000)}`)
     }
@@ -70,7 +71,7 @@ describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, time
   after(async () => {
     await prom?.stop()
     await stack?.stop()
-    tmp?.cleanup()
+    for (const fn of cleanups) fn()
   })
 
   test('the request-level disagreement recording rule converges to /report\'s rate', { timeout: 60_000 }, async () => {
@@ -78,17 +79,17 @@ describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, time
     assert.ok(expected.requests.rate > 0.2 && expected.requests.rate < 0.8, `the shadow disagrees on a good share: ${expected.requests.rate}`)
     // rate() over the same scrapes cancels in the ratio: once a scrape after the last comparison
     // is in, the rule equals mismatches / compared exactly (tolerance for float only).
-    const got = await waitFor('shadow:penumbra_request_disagreement:ratio_rate5m to match /report', async () => {
+    const got = await waitForValue(async () => {
       const v = await scalarOf('shadow:penumbra_request_disagreement:ratio_rate5m{job="penumbra",shadow="v2"}')
       return v !== undefined && Math.abs(v - expected.requests.rate) < 1e-6 ? v : undefined
-    }, 45_000, 500).catch(async (err: Error) => {
+    }, 45_000, 'shadow:penumbra_request_disagreement:ratio_rate5m to match /report', 500).catch(async (err: Error) => {
       throw new Error(`${err.message}; last value ${String(await scalarOf('shadow:penumbra_request_disagreement:ratio_rate5m'))}, /report ${expected.requests.rate}\n${prom!.output.slice(-2000)}`)
     })
     assert.ok(Math.abs(got - expected.requests.rate) < 1e-6)
-    const inst = await waitFor('the instance-level rule', async () => {
+    const inst = await waitForValue(async () => {
       const v = await scalarOf('shadow:penumbra_instance_disagreement:ratio_rate5m{job="penumbra",shadow="v2"}')
       return v !== undefined && Math.abs(v - expected.instances.rate) < 1e-6 ? v : undefined
-    }, 15_000, 500)
+    }, 15_000, 'the instance-level rule', 500)
     assert.ok(Math.abs(inst - expected.instances.rate) < 1e-6)
   })
 
@@ -101,10 +102,10 @@ describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, time
       assert.equal(loaded.rules.length, g.rules.length)
       for (const r of loaded.rules) assert.ok(r.health === 'ok' || r.health === 'unknown', `${r.name}: ${r.health} ${r.lastError ?? ''}`)
     }
-    const alert = await waitFor('PenumbraShadowDisagreementHigh pending', async () => {
+    const alert = await waitForValue(async () => {
       const a = await getJson<{ data: { alerts: Array<{ labels: Record<string, string>, state: string }> } }>(`${api}/api/v1/alerts`)
       return a.data.alerts.find((x) => x.labels.alertname === 'PenumbraShadowDisagreementHigh' && x.labels.shadow === 'v2')
-    }, 15_000, 500)
+    }, 15_000, 'PenumbraShadowDisagreementHigh pending', 500)
     assert.equal(alert.state, 'pending', 'pending: its `for: 10m` has not elapsed')
     // Healthy signals do not alert.
     const a = await getJson<{ data: { alerts: Array<{ labels: Record<string, string> }> } }>(`${api}/api/v1/alerts`)
@@ -123,7 +124,7 @@ describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, time
         await new Promise((resolve) => setTimeout(resolve, 400))
       }
     })()
-    await waitFor('a positive client request rate', async () => (await query('job:penumbra_requests:rate5m > 0')).data.result.length > 0 ? true : undefined, 15_000)
+    await waitForValue(async () => (await query('job:penumbra_requests:rate5m > 0')).data.result.length > 0 ? true : undefined, 15_000, 'a positive client request rate')
     await trickle
     const empty: string[] = []
     for (const { where, expr } of dashboardExpressions(dashboard)) {

@@ -9,7 +9,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import {
-  CHROMIUM, ROOT, XSS_INSTANCE, XSS_TEXT, getJson, getText, sendTraffic, startStack, waitFor, waitSettled, type Report, type Stack
+  CHROMIUM, ROOT, XSS_INSTANCE, XSS_TEXT, getJson, getText, sendTraffic, startStack, waitForValue, waitSettled, type Report, type Stack
 } from './helpers/observability-harness.js'
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run',
@@ -298,7 +298,7 @@ describe('status page without a backend', { skip: CHROMIUM.skip, timeout: 60_000
       await page.goto(`${stack.adminUrl}/`)
       await page.waitForSelector('body[data-loaded="true"]')
       await stack.stop()
-      await waitFor('the error banner', async () => (await page.locator('#conn.error').count()) === 1 ? true : undefined, 10_000)
+      await waitForValue(async () => (await page.locator('#conn.error').count()) === 1 ? true : undefined, 10_000, 'the error banner')
       assert.match((await page.locator('#conn').textContent())!, /cannot reach penumbra/)
     } finally {
       await own.close()

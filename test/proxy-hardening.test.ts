@@ -8,7 +8,7 @@ import { ConfigError } from '../src/config/load.js'
 // Regressions found in review: each case once let a shadow or an upstream hang, crash or alter
 // what the client gets.
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+import { sleep } from './helpers/common.js'
 
 test('a deeply nested JSON body with a shadow rewrite.json neither crashes the process nor touches the client response', { timeout: 20_000 }, async (t) => {
   const primary = await startUpstream()

@@ -2,15 +2,15 @@
 // disagreeing shadow, penumbra in-process), traffic with known mismatches, external tools
 // (promtool, prometheus, chromium) with skip-or-fail semantics, and bounded child processes.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { accessSync, constants, existsSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { tmpdir } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { Penumbra } from '../../src/index.js'
 import { validateConfig } from '../../src/config/load.js'
 import { predict, startDemoModel } from '../../src/demo/model-server.js'
+import { freePort, waitForValue } from './common.js'
 
 /** The repository root (this file runs from .build/test/helpers/ or test/helpers/). */
 export const ROOT: string = (() => {
@@ -113,43 +113,7 @@ export class Daemon {
   }
 }
 
-/** A temp directory removed by `cleanup()`. */
-export function tempDir (prefix: string): { dir: string, cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
-}
-
-/** A free TCP port on 127.0.0.1 (for processes that cannot be told to use port 0). */
-export function freePort (): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolvePromise(port))
-    })
-  })
-}
-
-export function sleep (ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms))
-}
-
-/** Polls `fn` until it returns a non-undefined value or the deadline passes (then throws with `what`). */
-export async function waitFor<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs: number, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown = null
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === null ? '' : `: ${(last as Error).message}`}`)
-    await sleep(everyMs)
-  }
-}
+export { freePort, sleep, tempDir, waitForValue } from './common.js'
 
 // --- HTTP ----------------------------------------------------------------------------------------
 
@@ -346,11 +310,11 @@ export interface Report { generatedAt: string, shadows: ReportShadow[] }
 
 /** Waits until every shadow has finished comparing `mirrored` requests (and nothing is pending). */
 export async function waitSettled (adminUrl: string, mirrored: number, timeoutMs = 15_000): Promise<Report> {
-  return waitFor(`all ${mirrored} comparisons to finish`, async () => {
+  return waitForValue(async () => {
     const r = await getJson<Report & { comparisonsPending?: number }>(`${adminUrl}/report`)
     const done = r.shadows.every((s) => s.mirrored >= mirrored && s.comparisons.total >= mirrored) && (r.comparisonsPending ?? 0) === 0
     return done ? r : undefined
-  }, timeoutMs, 100)
+  }, timeoutMs, `all ${mirrored} comparisons to finish`, 100)
 }
 
 /** Metric sample names (as exposed, e.g. `x_bucket`) and family names (`# TYPE`) of a scrape. */

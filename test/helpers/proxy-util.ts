@@ -1,27 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer as createNetServer, connect, type Socket, type AddressInfo, type Server as NetServer } from 'node:net'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { readFileSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { createHash, randomBytes } from 'node:crypto'
+import { sleep } from './common.js'
 
 /** The repository root (this file runs from .build/test/helpers/). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export const CLI = join(ROOT, 'dist', 'cli.js')
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** A port that was free a moment ago (listen on 0, close). For child processes that need a fixed port. */
-export async function freePort (): Promise<number> {
-  const s = createNetServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
+export { freePort, sleep } from './common.js'
 
 /** Resolves 'open' when something accepts on 127.0.0.1:port, 'refused' when not. */
 export function probePort (port: number, timeoutMs = 1000): Promise<'open' | 'refused' | 'timeout'> {
@@ -33,12 +24,7 @@ export function probePort (port: number, timeoutMs = 1000): Promise<'open' | 're
   })
 }
 
-/** A temp dir removed at the end of the test. */
-export function tempDir (t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'penumbra-proxy-test-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
+export { tempDir } from './common.js'
 
 export function writeFile (dir: string, name: string, text: string): string {
   const p = join(dir, name)

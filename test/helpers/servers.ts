@@ -101,11 +101,4 @@ export function urls (app: Penumbra): { proxy: string, admin: string } {
 }
 
 /** Resolves when `check` is true, polling every 10 ms, or rejects after `timeoutMs`. */
-export async function waitFor (check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
+export { waitFor } from './common.js'

@@ -1,27 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { request } from 'undici'
 import { waitFor } from './servers.js'
+import { freePort } from './common.js'
 
 /** dist/cli.js of this checkout (the test runs from .build/test/helpers/). */
 export const CLI = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../dist/cli.js')
 
-/** A loopback port that was free a moment ago. */
-export function freePort (): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolvePort(p))
-    })
-  })
-}
+export { freePort } from './common.js'
 
 /** A penumbra CLI child process on a temp YAML config file. */
 export class Child {
