@@ -33,6 +33,10 @@ const CONTRACT: Record<string, string> = {
   penumbra_noise_requests_total: 'counter',
   penumbra_mismatch_sink_dropped_total: 'counter',
   penumbra_config_reloads_total: 'counter',
+  penumbra_llm_agreement_total: 'counter',
+  penumbra_llm_time_to_first_token_seconds: 'histogram',
+  penumbra_llm_time_per_output_token_seconds: 'histogram',
+  penumbra_llm_tokens_total: 'counter',
   penumbra_build_info: 'gauge'
 }
 
