@@ -143,6 +143,8 @@ test('completions and responses: detected by path and body, streamed vs not comp
   assert.equal(c.outcome, 'match', JSON.stringify(c.differences))
   assert.deepEqual(c.llm?.kinds.content, { agree: 1, disagree: 0 })
   assert.equal(c.llm?.kinds.refusal, undefined)
+  const asChat = await compare(fake, '/v1/completions', { model: 'm', prompt: 'x' }, { answer: { content: 'yes' }, stream: false }, { answer: { content: 'no, never' }, stream: false }, { format: 'openai-chat' })
+  assert.deepEqual(asChat.llm?.kinds.content, { agree: 0, disagree: 1 }, 'format openai-chat still compares a completions text')
 
   const answer: FakeAnswer = { content: 'Let me check.', toolCalls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }] }
   const r = await compare(fake, '/v1/responses', { model: 'm', input: 'x' }, { answer, stream: true }, { answer, stream: false })
