@@ -26,7 +26,11 @@ function tap (fake: FakeOpenAI, api: LlmApi | 'auto' = 'auto'): Tap {
     const [mine, theirs] = res.body.tee()
     const a: SseAssembler = createAssembler(api)
     results.push((async () => {
-      for await (const chunk of mine as unknown as AsyncIterable<Uint8Array>) a.feed(chunk)
+      try {
+        for await (const chunk of mine as unknown as AsyncIterable<Uint8Array>) a.feed(chunk)
+      } catch {
+        // The client aborted or the connection reset: what arrived is all there is.
+      }
       return a.finish()
     })())
     return new Response(theirs, { status: res.status, statusText: res.statusText, headers: res.headers })
@@ -179,4 +183,34 @@ test('a stream cut off mid-answer: the SDK ends early without an error, the asse
   assert.equal(partial.status, 'in_progress')
   const rr = await results[1]!
   assert.equal(!rr.ok && rr.reason, 'truncated')
+})
+
+test('the fake streams event by event: the SDK client sees the first chunk before the server writes the second (barrier); a hung stream stays open', async (t) => {
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const fake = await startFakeOpenAI({ answer: { content: 'abcdefgh' }, beforeEvent: async (i) => { if (i === 2) await gate } })
+  t.after(() => fake.close())
+  const { client, results } = tap(fake)
+  const chunks = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true })
+  const it = chunks[Symbol.asyncIterator]()
+  const first = await it.next()
+  const second = await it.next()
+  assert.equal(first.done, false)
+  assert.equal(second.value?.choices[0]?.delta.content, 'abcd', 'the first content chunk arrived while the server waits at the barrier')
+  release()
+  let rest = ''
+  for (let r = await it.next(); r.done !== true; r = await it.next()) rest += r.value.choices[0]?.delta.content ?? ''
+  assert.equal(rest, 'efgh')
+
+  fake.behaviour = { answer: {}, hangAfter: 2 }
+  const ac = new AbortController()
+  const hung = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true }, { signal: ac.signal })
+  const hi = hung[Symbol.asyncIterator]()
+  assert.equal((await hi.next()).done, false)
+  assert.equal((await hi.next()).done, false)
+  const third = hi.next()
+  ac.abort()
+  assert.equal((await third).done, true, 'the SDK ends the iteration on abort')
+  const r = await results[1]!
+  assert.equal(!r.ok && r.reason, 'truncated')
 })

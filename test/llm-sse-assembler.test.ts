@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { assembleBytes, createAssembler } from '../src/compare/llm/assemble.js'
+import { timePerOutputTokenMs } from '../src/compare/llm/sse-assembler.js'
 
 const sse = (events: Array<object | string>, named = false): string => events.map((e) => {
   if (typeof e === 'string') return `data: ${e}\n\n`
@@ -62,6 +63,9 @@ test('time to first token: the offset of the first non-empty content delta on th
   assert.ok(r.ok)
   assert.equal(r.api, 'chat')
   assert.deepEqual(r.timing, { firstTokenMs: 50, lastTokenMs: 110, tokenEvents: 6 })
+  assert.equal(timePerOutputTokenMs(r.timing, 7), 10)
+  assert.equal(timePerOutputTokenMs(r.timing, 1), null)
+  assert.equal(timePerOutputTokenMs(r.timing, null), null, 'no usage: not estimated')
 })
 
 test('completions and auto detection', () => {

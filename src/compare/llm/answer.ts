@@ -69,7 +69,10 @@ export function normaliseAnswer (api: LlmApi, body: unknown): LlmAnswer | null {
     if (api === 'completions') {
       choices.push({ index, text: typeof c.text === 'string' ? c.text : '', finish_reason: finish })
     } else {
-      choices.push({ index, message: chatMessage(c.message), finish_reason: finish })
+      const message = chatMessage(c.message)
+      // `format: openai-chat` used to cover /v1/completions too: a bare `text` is the content.
+      if (c.message === undefined && typeof c.text === 'string') message.content = c.text
+      choices.push({ index, message, finish_reason: finish })
     }
   }
   choices.sort((a, b) => a.index - b.index)

@@ -199,3 +199,15 @@ export class SseAssembler {
 export function isErrorEvent (data: JsonObject, event: string | undefined): boolean {
   return event === 'error' || data.type === 'error' || (data.error !== undefined && data.error !== null && data.choices === undefined)
 }
+
+/**
+ * Time per output token in ms, as the OpenTelemetry GenAI conventions define it:
+ * (last token time − first token time) / (output tokens − 1), with the output token count the
+ * server reported. Null when it cannot be known (no tokens timed, fewer than 2 output tokens, or
+ * no usage reported: never estimated).
+ */
+export function timePerOutputTokenMs (timing: StreamTiming, outputTokens: number | null | undefined): number | null {
+  if (timing.firstTokenMs === null || timing.lastTokenMs === null) return null
+  if (typeof outputTokens !== 'number' || !Number.isFinite(outputTokens) || outputTokens < 2) return null
+  return (timing.lastTokenMs - timing.firstTokenMs) / (outputTokens - 1)
+}
