@@ -115,6 +115,12 @@ export class Comparator {
         const r: CompareResult = { outcome: 'unparseable', format: format.name, differences: [], instances: emptyInstances(), reason }
         if (!pb.ok && pb.reason === 'stream truncated') r.streamTruncated = 'primary'
         else if (!sb.ok && sb.reason === 'stream truncated') r.streamTruncated = 'shadow'
+        // An event stream no format can assemble (not an OpenAI-compatible one): its own outcome,
+        // so it is not mistaken for a broken answer.
+        else if ((!pb.ok && pb.reason === 'invalid event stream') || (!sb.ok && sb.reason === 'invalid event stream')) {
+          r.outcome = 'unsupported'
+          r.reason = `${reason} (content-type ${String(p.headers['content-type'] ?? s.headers['content-type'] ?? '?')}: only OpenAI-compatible streams are assembled)`
+        }
         return r
       }
       const engine = this.#engine(format)

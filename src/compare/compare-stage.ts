@@ -293,12 +293,20 @@ export class CompareStage implements JobConsumer {
   #record (t: CompareTarget, input: CompareJob, res: CompareResult): void {
     const m = this.#metrics
     const shadow = t.name
+    // A stream cut off before its end: the shadow's is a failed answer (shadow_error, reason
+    // truncated); the primary's (the client's own abort included) leaves nothing to compare.
+    if (res.streamTruncated === 'primary') { this.#drop(shadow, 'primary_truncated'); return }
+    if (res.streamTruncated === 'shadow') {
+      this.#count(shadow, 'shadow_error')
+      m.comparisonErrors.inc({ shadow, reason: 'truncated' })
+      return
+    }
     const r = this.#count(shadow, res.outcome)
     const delta = (input.shadowResponse.durationMs - input.primary.durationMs) / 1000
     m.latencyDelta.observe({ shadow }, delta)
     r.primaryLatency.observe(input.primary.durationMs)
     r.shadowLatency.observe(input.shadowResponse.durationMs)
-    if (res.outcome === 'unparseable') return
+    if (res.outcome === 'unparseable' || res.outcome === 'unsupported') return
 
     const inst = res.instances
     if (inst.compared > 0) {

@@ -38,7 +38,7 @@ export interface Difference {
   shadow?: unknown
 }
 
-export type CompareOutcome = 'match' | 'mismatch' | 'unparseable'
+export type CompareOutcome = 'match' | 'mismatch' | 'unparseable' | 'unsupported'
 
 /** Per-instance view of a batch prediction. */
 export interface InstanceSummary {

@@ -28,7 +28,7 @@ export const SKIP_REASONS = ['concurrency', 'body_too_large', 'not_matched', 'di
 /** Outcomes of `penumbra_comparisons_total`. */
 export const COMPARISON_OUTCOMES = ['match', 'mismatch', 'shadow_error', 'shadow_timeout', 'unparseable', 'unsupported'] as const
 /** Reasons of `penumbra_comparisons_dropped_total`. */
-export const DROP_REASONS = ['queue_full', 'primary_error', 'disabled', 'worker_failed'] as const
+export const DROP_REASONS = ['queue_full', 'primary_error', 'primary_truncated', 'disabled', 'worker_failed'] as const
 
 /** Request methods outside the standard set share one label value, keeping cardinality bounded. */
 export function methodLabel (method: string): string {
@@ -82,6 +82,7 @@ export class Metrics {
   readonly latencyDelta: Histogram<'shadow'>
   readonly noiseRequests: Counter<'outcome'>
   readonly mismatchSinkDropped: Counter
+  readonly comparisonErrors: Counter<'shadow' | 'reason'>
   readonly llmAgreement: Counter<'shadow' | 'kind' | 'outcome'>
   readonly llmTimeToFirstToken: Histogram<'upstream'>
   readonly llmTimePerOutputToken: Histogram<'upstream'>
@@ -139,6 +140,7 @@ export class Metrics {
     this.llmTimePerOutputToken = new Histogram({ name: 'penumbra_llm_time_per_output_token_seconds', help: 'Streamed LLM answers: (last token time - first token time) / (output tokens - 1), per upstream.', labelNames: ['upstream'], buckets: TPOT_BUCKETS, registers: r })
     this.llmTokens = new Counter({ name: 'penumbra_llm_tokens_total', help: 'Tokens the upstream reported in its usage, by kind (input, output, unknown: an answer that reported no usage, counted once).', labelNames: ['upstream', 'kind'], registers: r })
     this.configReloads = configReloadsCounter(r)
+    this.comparisonErrors = new Counter({ name: 'penumbra_comparison_shadow_errors_total', help: 'Comparisons counted as shadow_error because of the shadow\'s answer itself, by reason (truncated: its stream ended before [DONE] / response.completed).', labelNames: ['shadow', 'reason'], registers: r })
     this.buildInfo = new Gauge({ name: 'penumbra_build_info', help: 'Constant 1, labelled with the penumbra and Node.js versions.', labelNames: ['version', 'node'], aggregator: 'first', registers: r })
     this.buildInfo.set({ version: opts.version, node: process.version }, 1)
     for (const outcome of ['ok', 'error', 'timeout', 'skipped']) this.noiseRequests.inc({ outcome }, 0)
@@ -198,6 +200,7 @@ export class Metrics {
     for (const reason of SKIP_REASONS) this.shadowSkipped.inc({ shadow, reason }, 0)
     for (const outcome of COMPARISON_OUTCOMES) this.comparisons.inc({ shadow, outcome }, 0)
     for (const reason of DROP_REASONS) this.comparisonsDropped.inc({ shadow, reason }, 0)
+    this.comparisonErrors.inc({ shadow, reason: 'truncated' }, 0)
     this.#initUpstream(shadow)
     this.instancesCompared.inc({ shadow }, 0)
     this.instanceDisagreements.inc({ shadow }, 0)
