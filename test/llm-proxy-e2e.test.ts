@@ -45,4 +45,12 @@ test('streamed chat completions through penumbra: the client gets the stream, sh
   assert.equal(metricValue(m, 'penumbra_comparison_shadow_errors_total', { shadow: 'cut', reason: 'truncated' }), 1)
   assert.equal(metricValue(m, 'penumbra_comparisons_total', { shadow: 'other', outcome: 'unsupported' }), 1)
   assert.equal(metricValue(m, 'penumbra_comparisons_total', { shadow: 'other', outcome: 'unparseable' }), 0)
+  // Time to first token and tokens, for the primary backend and for each complete shadow stream.
+  for (const upstream of ['primary', 'same']) {
+    assert.equal(metricValue(m, 'penumbra_llm_time_to_first_token_seconds_count', { upstream }), 1, upstream)
+    assert.equal(metricValue(m, 'penumbra_llm_time_per_output_token_seconds_count', { upstream }), 1, upstream)
+    assert.ok(metricValue(m, 'penumbra_llm_tokens_total', { upstream, kind: 'output' }) > 0, upstream)
+    assert.equal(metricValue(m, 'penumbra_llm_tokens_total', { upstream, kind: 'input' }), 12, upstream)
+  }
+  assert.equal(metricValue(m, 'penumbra_llm_time_to_first_token_seconds_count', { upstream: 'cut' }), 0, 'a truncated stream has no timing')
 })

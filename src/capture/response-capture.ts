@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { CapturedResponse } from '../compare/types.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -14,8 +15,11 @@ export class ResponseCapture {
   headers: IncomingHttpHeaders = {}
   truncated = false
   readonly #limit: number
+  readonly #t0 = performance.now()
   #chunks: Buffer[] = []
   #bytes = 0
+  /** Event streams only: [offset, ms] per chunk (see CapturedResponse.arrivals). */
+  #arrivals: number[] | null = null
 
   constructor (limit: number) {
     this.#limit = limit
@@ -24,6 +28,8 @@ export class ResponseCapture {
   start (status: number, headers: IncomingHttpHeaders): void {
     this.status = status
     this.headers = headers
+    const ct = headers['content-type']
+    if (typeof ct === 'string' && ct.toLowerCase().startsWith('text/event-stream')) this.#arrivals = []
   }
 
   /** Copies a chunk; false when this chunk took the copy past its limit (the caller may stop reading). */
@@ -35,6 +41,7 @@ export class ResponseCapture {
       this.#bytes = 0
       return false
     }
+    if (this.#arrivals !== null) this.#arrivals.push(this.#bytes, performance.now() - this.#t0)
     this.#chunks.push(chunk)
     this.#bytes += chunk.length
     return true
@@ -45,7 +52,9 @@ export class ResponseCapture {
     const c = this.#chunks
     const body = c.length === 0 ? EMPTY : c.length === 1 ? c[0]! : Buffer.concat(c, this.#bytes)
     this.#chunks = []
-    return { status: this.status, headers: this.headers, body, truncated: this.truncated, durationMs }
+    const out: CapturedResponse = { status: this.status, headers: this.headers, body, truncated: this.truncated, durationMs }
+    if (this.#arrivals !== null && !this.truncated) out.arrivals = this.#arrivals
+    return out
   }
 
   /** Drops the copy (the exchange failed). */

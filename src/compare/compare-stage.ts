@@ -10,6 +10,7 @@ import type { CapturedResponse, CompareJob, CompareResult } from './types.js'
 import { CompareWorker, toWire, type ThreadItem } from './compare-worker.js'
 import type { CompareTarget, JobConsumer, JobRecord } from './job-record.js'
 import { ShadowReport, type ComparisonOutcome } from './shadow-report.js'
+import { streamStats } from './llm/stream-timing.js'
 
 /**
  * Time one drain of the queue may take before yielding to the event loop again. A client request
@@ -17,6 +18,9 @@ import { ShadowReport, type ComparisonOutcome } from './shadow-report.js'
  * 1 ms holds ~70 comparisons of ~1 KB bodies, and a setImmediate per slice costs ~1 µs.
  */
 const SLICE_MS = 1
+
+/** Largest captured stream replayed for its timing (the capture itself is bounded already). */
+const STREAM_STATS_MAX_BYTES = 16 * 1024 * 1024
 
 /** What a job waiting at the comparison thread needs when its results come back. */
 interface Submitted {
@@ -132,6 +136,7 @@ export class CompareStage implements JobConsumer {
       try {
         // A job handed to the thread keeps its bytes counted until its results are back.
         if (this.#onThread(job)) {
+          this.#recordStreams(job)
           this.#submit(job)
         } else {
           this.#pendingBytes -= job.bytes
@@ -164,6 +169,7 @@ export class CompareStage implements JobConsumer {
 
   /** Compares a job here, on the event loop. */
   #process (job: JobRecord): void {
+    this.#recordStreams(job)
     for (const t of job.targets) {
       if (t.kind === 'noise') {
         if (learns(job, t)) this.#learnNoise(job, t.result!.response!)
@@ -345,6 +351,30 @@ export class CompareStage implements JobConsumer {
       shadowResponse: replay
     })
     if (res.outcome !== 'unparseable') this.noise.recordNoise(res.differences)
+  }
+
+  /**
+   * Streamed LLM answers of a job: time to first token, time per output token and tokens, per
+   * upstream (the serving backend, each shadow), from the capture's chunk arrival times.
+   */
+  #recordStreams (job: JobRecord): void {
+    const p = job.primary.response
+    if (p?.arrivals !== undefined) this.#streamMetrics(job.backend, p)
+    for (const t of job.targets) {
+      const r = t.result?.response
+      if (t.kind === 'shadow' && r?.arrivals !== undefined) this.#streamMetrics(t.name, r)
+    }
+  }
+
+  #streamMetrics (upstream: string, res: CapturedResponse): void {
+    const s = streamStats(res, STREAM_STATS_MAX_BYTES)
+    if (s === null) return
+    const m = this.#metrics
+    if (s.timeToFirstTokenMs !== null) m.llmTimeToFirstToken.observe({ upstream }, s.timeToFirstTokenMs / 1000)
+    if (s.timePerOutputTokenMs !== null) m.llmTimePerOutputToken.observe({ upstream }, s.timePerOutputTokenMs / 1000)
+    if (s.inputTokens === null && s.outputTokens === null) m.llmTokens.inc({ upstream, kind: 'unknown' })
+    if (s.inputTokens !== null) m.llmTokens.inc({ upstream, kind: 'input' }, s.inputTokens)
+    if (s.outputTokens !== null) m.llmTokens.inc({ upstream, kind: 'output' }, s.outputTokens)
   }
 
   /** Waits for the comparisons at the thread (until `deadline`, epoch ms), then closes the store. */

@@ -11,6 +11,11 @@ export interface CapturedResponse {
   truncated: boolean
   /** Milliseconds from dispatch to the end of the body. */
   durationMs: number
+  /**
+   * For event streams: when each chunk arrived, as flat pairs [byte offset, ms since dispatch,
+   * ...], so an LLM answer's time to first token can be measured after the fact.
+   */
+  arrivals?: number[]
 }
 
 /** One comparison job: the request that was mirrored and both responses. */
