@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs'
 import { Client, request } from 'undici'
 import { childConfigYaml, freePort, httpServer, probePort, spawnPenumbra, tempDir, writeFile, type PenumbraChild } from './helpers/proxy-util.js'
 import { waitFor } from './helpers/servers.js'
-import { processTree } from '../bench/lib/rss.js'
+import { processTree } from './helpers/process-tree.js'
 
 // Issue #2: `--workers 2` forks two proxy processes sharing the port; the primary process serves
 // the admin listener, whose /metrics aggregates both workers; SIGTERM stops everything, exit 0.

@@ -4,7 +4,7 @@ import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:
 import { decodeBody } from '../src/compare/body.js'
 import { Comparator } from '../src/compare/comparator.js'
 import { compareSchema } from '../src/config/schema.js'
-import { captured, makeJob } from '../bench/compare/fixtures.js'
+import { captured, makeJob } from './fixtures/compare.js'
 
 const BODY = { predictions: [{ label: 'cat', scores: [0.1, 0.9] }] }
 const JSON_BYTES = Buffer.from(JSON.stringify(BODY))

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { Comparator } from '../src/compare/comparator.js'
 import { compareSchema } from '../src/config/schema.js'
 import type { CompareJob } from '../src/compare/types.js'
-import { captured, kservePredictions, makeJob } from '../bench/compare/fixtures.js'
+import { captured, kservePredictions, makeJob } from './fixtures/compare.js'
 
 const cfg = (over: object = {}): ReturnType<typeof compareSchema.parse> => compareSchema.parse(over)
 

@@ -4,7 +4,7 @@ import { Comparator } from '../src/compare/comparator.js'
 import { resolveFormat } from '../src/compare/formats/index.js'
 import { compareSchema } from '../src/config/schema.js'
 import type { CompareResult } from '../src/compare/types.js'
-import { captured, kservePredictions, makeJob } from '../bench/compare/fixtures.js'
+import { captured, kservePredictions, makeJob } from './fixtures/compare.js'
 
 function run (url: string, primary: unknown, shadow: unknown, over: object = {}): CompareResult {
   return new Comparator(compareSchema.parse(over)).compare(makeJob({ url, primary: captured(primary as object), shadow: captured(shadow as object) }))

@@ -9,7 +9,7 @@ import { MismatchStore, type MismatchesConfig } from '../src/compare/mismatch-st
 import { redactValue, compileRedactions, redactQuery } from '../src/compare/redact.js'
 import { compareSchema } from '../src/config/schema.js'
 import type { CompareJob, CompareResult } from '../src/compare/types.js'
-import { captured, makeJob } from '../bench/compare/fixtures.js'
+import { captured, makeJob } from './fixtures/compare.js'
 
 const mcfg = (over: object = {}): MismatchesConfig => compareSchema.parse({ mismatches: over }).mismatches
 const comparator = new Comparator(compareSchema.parse({}))

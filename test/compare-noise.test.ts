@@ -5,7 +5,7 @@ import { Comparator } from '../src/compare/comparator.js'
 import { EARLY_MIN_DIFFS, NoiseTracker } from '../src/compare/noise.js'
 import { compareSchema } from '../src/config/schema.js'
 import type { CompareResult } from '../src/compare/types.js'
-import { captured, makeJob } from '../bench/compare/fixtures.js'
+import { captured, makeJob } from './fixtures/compare.js'
 
 /** A model answer with a per-call timestamp and UUID, like many serving wrappers add. */
 function answer (label: string): object {

@@ -4,7 +4,7 @@ import { Comparator } from '../src/compare/comparator.js'
 import { CompareWorker, toWire } from '../src/compare/compare-worker.js'
 import { compareSchema } from '../src/config/schema.js'
 import type { CompareResult } from '../src/compare/types.js'
-import { captured, kserveBody, makeJob } from '../bench/compare/fixtures.js'
+import { captured, kserveBody, makeJob } from './fixtures/compare.js'
 import { startPenumbra, startUpstream, urls, waitFor } from './helpers/servers.js'
 import { request } from 'undici'
 

@@ -5,7 +5,7 @@ import { resolveFormat } from '../src/compare/formats/index.js'
 import { compareSchema } from '../src/config/schema.js'
 import { Metrics } from '../src/metrics/metrics.js'
 import type { CapturedResponse, CompareResult } from '../src/compare/types.js'
-import { makeJob } from '../bench/compare/fixtures.js'
+import { makeJob } from './fixtures/compare.js'
 import { startFakeOpenAI, type FakeAnswer, type FakeBehaviour, type FakeOpenAI } from './helpers/fake-openai.js'
 
 /** One real exchange with the fake server, captured as the proxy would. */

@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url'
 import { compareSchema } from '../../src/config/schema.js'
 import { Comparator } from '../../src/compare/comparator.js'
-import { captured, kserveBody, makeJob } from './fixtures.js'
+import { captured, kserveBody, makeJob } from '../../test/fixtures/compare.js'
 
 /** The target of issue "compare": median ≤ 50 µs per comparison of two ~10 KB bodies. */
 export const TARGET_MEDIAN_US = 50

@@ -4,6 +4,7 @@
 // per-process peaks could overstate a peak that never happened at one instant.
 import { readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
+import { processTree } from '../../test/helpers/process-tree.js'
 
 function statusKb (pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
   try {
@@ -14,19 +15,7 @@ function statusKb (pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
   }
 }
 
-/** pid and all its descendants, via /proc/<pid>/task/<tid>/children (Linux ≥ 3.5). */
-export function processTree (pid: number): number[] {
-  const out: number[] = []
-  const walk = (p: number, depth: number): void => {
-    out.push(p)
-    if (depth > 4) return
-    let kids: string
-    try { kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8') } catch { return }
-    for (const k of kids.trim().split(/\s+/)) if (k !== '') walk(Number(k), depth + 1)
-  }
-  walk(pid, 0)
-  return out
-}
+export { processTree }
 
 /** RSS of one pid in kB, falling back to `ps` where /proc is unavailable. */
 function rssKb (pid: number): number {
