@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'undici'
 import { testConfig, waitFor } from './helpers/servers.js'
-import { call, metricValue, rig, scrape, shadowView, ShadowBehaviour, type ShadowView } from './helpers/shadow-util.js'
+import { call, metricValue, rig, scrape, shadowView, ShadowBehaviour, type ShadowView, shadowsSettled } from './helpers/shadow-util.js'
 
 async function patch (admin: string, name: string, body: string, token?: string): Promise<{ status: number, json: Record<string, unknown>, headers: Record<string, unknown> }> {
   const headers: Record<string, string> = { 'content-type': 'application/json' }
@@ -77,7 +77,7 @@ test('PATCH sampleRate 0 stops mirroring for the next requests, 1 resumes; enabl
   assert.equal(p.status, 200)
   assert.equal((p.json.state as { sampleRate: number }).sampleRate, 0)
   await burst(20, 'zero')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   assert.equal(shadow.seen.length, 5, 'nothing mirrored at sampleRate 0')
 
   p = await patch(r.admin, 'live', '{"sampleRate": 1}')
@@ -90,7 +90,7 @@ test('PATCH sampleRate 0 stops mirroring for the next requests, 1 resumes; enabl
   assert.equal(p.status, 200)
   assert.equal((p.json.state as { enabled: boolean }).enabled, false)
   await burst(4, 'off')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   assert.equal(shadow.seen.length, 10)
   const v = await shadowView(r.app, 'live')
   assert.equal(v.counters.skipped.disabled, 4)

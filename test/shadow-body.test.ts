@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { connect, createServer, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { startPenumbra, startUpstream, urls, waitFor } from './helpers/servers.js'
-import { call, metricValue, newAgent, primaryHandler, rig, scrape, sha256, shadowView } from './helpers/shadow-util.js'
+import { call, metricValue, newAgent, primaryHandler, rig, scrape, sha256, shadowView, shadowsSettled } from './helpers/shadow-util.js'
 
 async function * chunks (parts: Buffer[]): AsyncGenerator<Buffer> {
   for (const p of parts) yield p
@@ -20,7 +20,7 @@ test('Content-Length over maxBodyBytes: not mirrored, body_too_large counted; th
   assert.equal(g1.status, 200)
   assert.equal(g2.status, 200)
   await waitFor(() => r.shadows[0]!.seen.length === 1, 5000, 'the at-limit request mirrored')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   assert.equal(r.shadows[0]!.seen.length, 1)
   assert.equal(r.shadows[0]!.seen[0]!.headers['x-request-id'], 'at')
   assert.equal(r.shadows[0]!.seen[0]!.sha256, sha256(atLimit))
@@ -42,7 +42,7 @@ test('chunked body over maxBodyBytes: the primary gets it whole, the shadow is n
   assert.equal(p.headers['transfer-encoding'], 'chunked')
   assert.equal(p.sha256, sha256(whole))
   await waitFor(async () => (await shadowView(r.app, 'small')).counters.skipped.body_too_large === 1, 5000, 'body_too_large')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   assert.equal(r.shadows[0]!.seen.length, 0)
   const v = await shadowView(r.app, 'small')
   assert.equal(v.counters.mirrored, 0)

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { waitFor } from './helpers/servers.js'
-import { call, rig, sha256, shadowView, metricValue, scrape } from './helpers/shadow-util.js'
+import { call, rig, sha256, shadowView, metricValue, scrape, shadowsSettled } from './helpers/shadow-util.js'
 
 /** Raw header pairs as a list of [lower-name, value], framing and Host left out. */
 function endToEnd (raw: string[]): Array<[string, string]> {
@@ -178,7 +178,7 @@ test('by default only POST is mirrored; other methods count not_matched', async 
   }
   await call(r.agent, `${r.proxy}/v1/models/m:predict`, { method: 'POST', body: '{"x":1}', headers: { 'x-request-id': 'the-post' } })
   await waitFor(() => r.shadows[0]!.seen.length === 1, 5000, 'the POST mirrored')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   assert.equal(r.primary.seen.length, 6)
   assert.equal(r.shadows[0]!.seen.length, 1)
   assert.equal(r.shadows[0]!.seen[0]!.headers['x-request-id'], 'the-post')
@@ -210,7 +210,7 @@ test('match.methods and match.paths globs select what is mirrored (query exclude
   }
   const want = cases.map((c, k) => [c, k] as const).filter(([c]) => c[2]).map(([, k]) => `case-${k}`)
   await waitFor(() => r.shadows[0]!.seen.length === want.length, 5000, 'the matched requests mirrored')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   assert.deepEqual(r.shadows[0]!.seen.map((s) => String(s.headers['x-request-id'])).sort(), want.sort())
   const v = await shadowView(r.app, 'cand')
   assert.equal(v.counters.skipped.not_matched, cases.length - want.length)

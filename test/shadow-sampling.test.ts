@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { stickyUniform } from '../src/shadow/sampler.js'
 import { startPenumbra, startUpstream, urls, waitFor } from './helpers/servers.js'
-import { call, newAgent, pool, primaryHandler, rid, rig, shadowView } from './helpers/shadow-util.js'
+import { call, newAgent, pool, primaryHandler, rid, rig, shadowView, shadowsSettled } from './helpers/shadow-util.js'
 
 /** Binomial 4-sigma band around n·p. */
 function band (n: number, p: number): [number, number] {
@@ -75,7 +75,7 @@ test('sticky header:x-user follows stickyUniform: u < rate mirrored, u ≥ rate 
     await send(null)
   }
   await waitFor(() => r.shadows[0]!.seen.length === 5 && r.shadows[1]!.seen.length === 10, 5000, 'mirrored requests')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   const users = (i: number): string[] => [...new Set(r.shadows[i]!.seen.map((s) => String(s.headers['x-user'])))].sort()
   assert.deepEqual(users(0), ['user-1'])
   assert.deepEqual(users(1), ['', 'user-1'])
@@ -95,7 +95,7 @@ test('sticky query:<name> hashes the decoded UTF-8 value (ünïcode u = 0.7485)'
   t.after(() => r.close())
   await call(r.agent, `${r.proxy}/predict?user=%C3%BCn%C3%AFcode`, { body: '{}' })
   await waitFor(() => r.shadows[0]!.seen.length === 1, 5000, 'mirrored at 0.75')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   assert.equal(r.shadows[1]!.seen.length, 0, 'not mirrored at 0.74')
 })
 
@@ -106,7 +106,7 @@ test('sticky cookie:<name> sampling', async (t) => {
   await call(r.agent, `${r.proxy}/predict`, { body: '{}', headers: { cookie: 'a=b; sid=user-1', 'x-request-id': 'c-user-1' } })
   await call(r.agent, `${r.proxy}/predict`, { body: '{}', headers: { cookie: 'a=b', 'x-request-id': 'c-none' } })
   await waitFor(() => r.shadows[0]!.seen.length === 1, 5000, 'mirrored')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(r.app) // barrier: every mirrored call has ended
   assert.deepEqual(r.shadows[0]!.seen.map(rid), ['c-user-1'])
 })
 
@@ -139,7 +139,8 @@ test('sticky decisions agree across two separate penumbra instances (replicas) a
     await pool(keys.length, 8, (i) => call(agent, `${urls(app).proxy}/predict`, { body: '{}', headers: { 'x-user': keys[i]! } }))
   }
   await waitFor(() => shadowA.seen.length === 2 * expected.length && shadowB.seen.length === expected.length, 5000, 'mirrored requests')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await shadowsSettled(a)
+  await shadowsSettled(b)
   const seenKeys = (s: typeof shadowA): string[] => [...new Set(s.seen.map((x) => String(x.headers['x-user'])))].sort()
   assert.deepEqual(seenKeys(shadowA), expected)
   assert.deepEqual(seenKeys(shadowB), expected)

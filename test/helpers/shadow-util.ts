@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { Agent, request, type Dispatcher } from 'undici'
 import type { Penumbra } from '../../src/index.js'
-import { startPenumbra, startUpstream, urls, type Handler, type Upstream } from './servers.js'
+import { startPenumbra, startUpstream, urls, waitFor, type Handler, type Upstream } from './servers.js'
 
 /** What a client got back from penumbra. */
 export interface Got {
@@ -244,4 +244,19 @@ export function stableHeaders (h: Got['headers']): Record<string, string | strin
 /** The request id of a seen upstream request. */
 export function rid (seen: { headers: IncomingMessage['headers'] }): string {
   return String(seen.headers['x-request-id'])
+}
+
+/**
+ * Barrier for "the shadow never received it" assertions: every mirrored call has ended. The
+ * decision to mirror and the send happen while the client's request is handled (so they are
+ * final once the client has its answer); a call counts once its shadow answered or failed. After
+ * this, what each shadow's upstream saw is exactly what penumbra sent it: no sleep needed.
+ */
+export async function shadowsSettled (app: Penumbra, timeoutMs = 5000): Promise<void> {
+  const token = app.config.admin.token
+  await waitFor(async () => {
+    const res = await request(`${urls(app).admin}/shadows`, { headers: token === null ? {} : { authorization: `Bearer ${token}` } })
+    const list = await res.body.json() as ShadowView[]
+    return list.every((s) => s.state.inflight === 0 && s.counters.mirrored === s.counters.ok + s.counters.error + s.counters.timeout)
+  }, timeoutMs, 'every mirrored call to end')
 }
