@@ -8,8 +8,6 @@ import { ConfigError } from '../src/config/load.js'
 // Regressions found in review: each case once let a shadow or an upstream hang, crash or alter
 // what the client gets.
 
-import { sleep } from './helpers/common.js'
-
 test('a deeply nested JSON body with a shadow rewrite.json neither crashes the process nor touches the client response', { timeout: 20_000 }, async (t) => {
   const primary = await startUpstream()
   const shadow = await startUpstream()
@@ -73,7 +71,8 @@ test('a malformed request pipelined behind a streaming response never splices a 
   sock.on('data', (d: Buffer) => { got += d.toString('latin1') })
   sock.on('error', () => {})
   sock.write('GET /a HTTP/1.1\r\nhost: x\r\n\r\n')
-  await sleep(100)
+  // Barrier: the first half of the streamed answer has reached the client.
+  await waitFor(() => got.includes('0123456789'), 5000, 'the first half of the answer')
   sock.write('GARBAGE\x01\r\n\r\n')
   await new Promise((resolve) => sock.once('close', resolve))
   // The streaming response is complete (all 20 bytes) before anything else; the 400 for the
@@ -128,7 +127,8 @@ test('a reload while a mirrored upload is still arriving does not turn it into a
   let got = ''
   sock.on('data', (d: Buffer) => { got += d.toString() })
   sock.write('POST /p HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 7\r\nconnection: close\r\n\r\n{"a"')
-  await sleep(100)
+  // Barrier: penumbra has the request in flight (planned and mirrored) before the reload.
+  await waitFor(() => app.proxy.inflight === 1, 5000, 'the upload in flight')
   app.reload(testConfig(partial))
   sock.write(':1}')
   await new Promise((resolve) => sock.once('close', resolve))
