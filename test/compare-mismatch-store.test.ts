@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { waitFor } from './helpers/common.js'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -172,7 +173,8 @@ test('a backed-up or failing sink drops and counts lines, never throws', async (
     const errors: Error[] = []
     const broken = new MismatchStore(mcfg({ sink: join(dir, 'no-such-dir', 'm.jsonl') }), { onSinkError: (e) => errors.push(e) })
     broken.add(...mismatch(0))
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // Barrier: the sink's open failure has been reported (an event, asynchronously).
+    await waitFor(() => errors.length === 1, 5000, 'the sink error')
     assert.doesNotThrow(() => broken.add(...mismatch(1)))
     assert.equal(errors.length, 1)
     assert.equal(broken.stats().sinkDropped, 1)

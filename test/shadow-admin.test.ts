@@ -187,7 +187,7 @@ async function reloadWhileInFlight (t: TestContext): Promise<{ m: string, v: Sha
   await waitFor(() => r.shadows[0]!.seen.length === 2, 2000, 'both copies at the shadow')
   r.app.reload(testConfig({ primary: { url: r.primary.url }, shutdown: { timeoutMs: 200 }, shadows: [shadowCfg(r.shadows[0]!.url)] }))
   await waitFor(() => b.closedEarly === 2, 5000, 'both shadow calls timed out and were closed')
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await shadowsSettled(r.app) // barrier: both calls have been counted as ended
   return { m: await scrape(r.app), v: await shadowView(r.app, 'inflight') }
 }
 
