@@ -10,6 +10,11 @@ async function shadowsOf (c: Child): Promise<ShadowView[]> {
   return await res.body.json() as ShadowView[]
 }
 
+/** Barrier: every call the child mirrored has ended (see shadowsSettled in shadow-util). */
+async function settled (c: Child): Promise<void> {
+  await waitFor(async () => (await shadowsOf(c)).every((x) => x.state.inflight === 0 && x.counters.mirrored === x.counters.ok + x.counters.error + x.counters.timeout), 5000, 'every mirrored call to end')
+}
+
 async function metricsOf (c: Child): Promise<string> {
   const res = await request(`${c.admin}/metrics`)
   return await res.body.text()
@@ -55,7 +60,7 @@ test('SIGHUP: a new sampleRate and a new shadow take effect; an invalid file kee
   assert.equal(after1.find((s) => s.name === 'a')!.counters.mirrored, 5, 'counters carry over for a kept name')
   await burst(5)
   await waitFor(() => b.seen.length === 5, 5000, 'b mirrored')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await settled(c)
   assert.equal(a.seen.length, 5, 'a no longer mirrored')
 
   // 2. an invalid file: old config kept.
@@ -75,7 +80,7 @@ test('SIGHUP: a new sampleRate and a new shadow take effect; an invalid file kee
   assert.deepEqual(after2.map((s) => [s.name, s.state.sampleRate]), [['a', 0], ['b', 1]], 'the running config is kept')
   await burst(5)
   await waitFor(() => b.seen.length === 10, 5000, 'b still mirrors')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await settled(c)
   assert.equal(a.seen.length, 5)
 
   // 3. a YAML syntax error: kept as well.
