@@ -9,7 +9,12 @@
  * r-th smallest value is X_(⌈n·U_(r)⌉) with U_(r) ~ Beta(r, n − r + 1), the r-th uniform order
  * statistic. One Beta draw per resample and arm gives the same distribution as resampling n values.
  */
-import betaRandom from '@stdlib/random-base-beta'
+import { createRequire } from 'node:module'
+import type betaRandomT from '@stdlib/random-base-beta'
+
+// Loaded on first use, like the distributions (see distributions.ts).
+const require = createRequire(import.meta.url)
+let betaRandom: typeof betaRandomT | null = null
 import { waldInterval, type Comparison, type Interval } from './comparison.js'
 import { normalQuantile, twoSidedNormalP } from './distributions.js'
 
@@ -128,6 +133,7 @@ export function compareQuantiles (control: QuantileSample, treatment: QuantileSa
   let se = NaN
   let percentileInterval: Interval = { lower: NaN, upper: NaN }
   if (!Number.isNaN(estimate)) {
+    betaRandom ??= require('@stdlib/random-base-beta') as typeof betaRandomT
     const draw = betaRandom.factory({ seed })
     const logs = new Float64Array(resamples)
     const rc = rankOf(q, nC)

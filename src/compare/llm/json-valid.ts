@@ -1,4 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv'
+import { createRequire } from 'node:module'
+import type { Ajv as AjvT, ValidateFunction } from 'ajv'
 import stringify from 'fast-json-stable-stringify'
 import { LRUCache } from 'lru-cache'
 import { isObject } from '../formats/format.js'
@@ -14,7 +15,16 @@ export const MAX_SCHEMA_CHARS = 64 * 1024
 
 // strict: false: a request's schema may use keywords (OpenAI's `strict`, vendor `x-` keys, formats)
 // that Ajv does not know; they are ignored rather than making the schema unusable.
-const ajv = new Ajv({ strict: false, allErrors: false, validateFormats: false })
+// Loaded on the first answer that asks for a JSON Schema: ajv costs ~11 MB of RSS at start-up.
+const require = createRequire(import.meta.url)
+let ajvInstance: AjvT | null = null
+function ajvOf (): AjvT {
+  if (ajvInstance === null) {
+    const { Ajv } = require('ajv') as { Ajv: new (o: object) => AjvT }
+    ajvInstance = new Ajv({ strict: false, allErrors: false, validateFormats: false })
+  }
+  return ajvInstance
+}
 /** Compiled validators by canonical schema text: the same few schemas recur on every request of a client. */
 const compiled = new LRUCache<string, ValidateFunction | false>({ max: 64 })
 
@@ -47,7 +57,7 @@ function validatorFor (schema: Record<string, unknown>): ValidateFunction | null
   let v = compiled.get(key)
   if (v === undefined) {
     try {
-      v = ajv.compile(schema)
+      v = ajvOf().compile(schema)
     } catch {
       // An invalid schema is the client's problem: both answers are then only checked to be JSON.
       v = false
