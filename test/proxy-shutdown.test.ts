@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Client } from 'undici'
+import { Client, request } from 'undici'
 import { waitFor } from './helpers/servers.js'
-import { childConfigYaml, freePort, httpServer, probePort, sleep, spawnPenumbra, tempDir, writeFile } from './helpers/proxy-util.js'
+import { childConfigYaml, freePort, httpServer, probePort, spawnPenumbra, tempDir, writeFile } from './helpers/proxy-util.js'
 
 // Issue #2: SIGTERM drains: in-flight requests complete, new connections are refused, exit 0;
 // past shutdown.timeoutMs what is left is cut and the process still exits 0.
@@ -83,7 +83,8 @@ test('SIGINT drains like SIGTERM (idle process exits 0 promptly)', { timeout: 20
   t.after(() => client.destroy())
   const r = await client.request({ path: '/', method: 'GET' })
   assert.equal(await r.body.text(), 'ok')
-  await sleep(20)
+  // Barrier: the server has finished the exchange (the connection is idle, not mid-request).
+  await waitFor(async () => /^penumbra_inflight_requests 0$/m.test(await (await request(`http://127.0.0.1:${adminPort}/metrics`)).body.text()), 5000, 'the exchange to end')
   const started = Date.now()
   child.child.kill('SIGINT')
   assert.deepEqual(await child.waitExit(10_000), { code: 0, signal: null })
