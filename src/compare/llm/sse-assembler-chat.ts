@@ -1,5 +1,5 @@
 import { isObject, type JsonObject } from '../formats/format.js'
-import { isErrorEvent, type StreamReducer } from './sse-assembler.js'
+import { ChoiceStreamReducer } from './choice-stream-reducer.js'
 
 interface ToolCallAcc {
   index: number
@@ -25,63 +25,35 @@ interface ChoiceAcc {
  * final chunk of `stream_options: {include_usage: true}` has `choices: []` and the `usage`. The
  * stream ends with `data: [DONE]`. The result has the shape of a non-streamed `chat.completion`.
  */
-export class ChatReducer implements StreamReducer {
+export class ChatReducer extends ChoiceStreamReducer<ChoiceAcc> {
   readonly api = 'chat' as const
-  #done = false
-  #id: string | null = null
-  #created: number | null = null
-  #model: string | null = null
-  #fingerprint: string | null = null
-  #usage: JsonObject | null = null
-  readonly #choices = new Map<number, ChoiceAcc>()
 
-  get complete (): boolean {
-    return this.#done
+  protected start (index: number): ChoiceAcc {
+    return { index, content: null, refusal: null, tools: [], finish: null }
   }
 
-  sentinel (): void {
-    this.#done = true
-  }
-
-  apply (data: JsonObject, event: string | undefined): 'token' | 'error' | 'other' {
-    if (isErrorEvent(data, event)) return 'error'
-    if (this.#id === null && typeof data.id === 'string') this.#id = data.id
-    if (this.#created === null && typeof data.created === 'number') this.#created = data.created
-    if (this.#model === null && typeof data.model === 'string') this.#model = data.model
-    if (typeof data.system_fingerprint === 'string') this.#fingerprint = data.system_fingerprint
-    if (isObject(data.usage)) this.#usage = data.usage
-    if (!Array.isArray(data.choices)) return 'other'
+  protected add (acc: ChoiceAcc, c: JsonObject): boolean {
+    const d = c.delta
+    if (!isObject(d)) return false
     let token = false
-    for (const c of data.choices) {
-      if (!isObject(c)) continue
-      const index = typeof c.index === 'number' ? c.index : 0
-      let acc = this.#choices.get(index)
-      if (acc === undefined) {
-        acc = { index, content: null, refusal: null, tools: [], finish: null }
-        this.#choices.set(index, acc)
-      }
-      if (typeof c.finish_reason === 'string') acc.finish = c.finish_reason
-      const d = c.delta
-      if (!isObject(d)) continue
-      // An empty delta (the role-only first chunk sends `content: ""`) adds nothing: like the
-      // openai SDK's accumulator, an answer without text keeps `content: null`.
-      if (typeof d.content === 'string' && d.content !== '') {
-        acc.content = (acc.content ?? '') + d.content
-        token = true
-      }
-      if (typeof d.refusal === 'string' && d.refusal !== '') {
-        acc.refusal = (acc.refusal ?? '') + d.refusal
-        token = true
-      }
-      if (Array.isArray(d.tool_calls)) {
-        for (const t of d.tool_calls) if (isObject(t) && mergeTool(acc.tools, t)) token = true
-      }
+    // An empty delta (the role-only first chunk sends `content: ""`) adds nothing: like the
+    // openai SDK's accumulator, an answer without text keeps `content: null`.
+    if (typeof d.content === 'string' && d.content !== '') {
+      acc.content = (acc.content ?? '') + d.content
+      token = true
     }
-    return token ? 'token' : 'other'
+    if (typeof d.refusal === 'string' && d.refusal !== '') {
+      acc.refusal = (acc.refusal ?? '') + d.refusal
+      token = true
+    }
+    if (Array.isArray(d.tool_calls)) {
+      for (const t of d.tool_calls) if (isObject(t) && mergeTool(acc.tools, t)) token = true
+    }
+    return token
   }
 
   build (): JsonObject {
-    const choices = [...this.#choices.values()].sort((a, b) => a.index - b.index).map((c) => {
+    return this.body('chat.completion', (c) => {
       const message: JsonObject = { role: 'assistant', content: c.content, refusal: c.refusal }
       if (c.tools.length > 0) {
         message.tool_calls = c.tools.sort((a, b) => a.index - b.index).map((t) => ({
@@ -90,10 +62,6 @@ export class ChatReducer implements StreamReducer {
       }
       return { index: c.index, message, logprobs: null, finish_reason: c.finish }
     })
-    const body: JsonObject = { id: this.#id, object: 'chat.completion', created: this.#created, model: this.#model, choices }
-    if (this.#fingerprint !== null) body.system_fingerprint = this.#fingerprint
-    if (this.#usage !== null) body.usage = this.#usage
-    return body
   }
 }
 
