@@ -64,30 +64,22 @@ export function welch (control: Moments, treatment: Moments): WelchComparison {
   const fixedMultiplier = (alpha: number): number => tQuantile(1 - alpha / 2, dfOrNormal)
   const fixedPValue = (m: number): number => twoSidedTP(m, dfOrNormal)
   const n = { control: nC, treatment: nT }
-  const absolute: Comparison = {
-    test: 'welch-t',
+  // The absolute difference and the relative lift (delta method) share the t reference.
+  const wald = (test: string, estimate: number, standardError: number): Comparison => ({
+    test,
     n,
-    estimate: diff,
-    standardError: se,
+    estimate,
+    standardError,
     noEffect: 0,
-    intervalAt: (m) => waldInterval(diff, se, m),
-    multiplierAt: (value) => waldDistance(diff, se, value),
+    intervalAt: (m) => waldInterval(estimate, standardError, m),
+    multiplierAt: (value) => waldDistance(estimate, standardError, value),
     fixedMultiplier,
     fixedPValue
-  }
+  })
+  const absolute = wald('welch-t', diff, se)
   const rel = diff / mc
   const seRel = Math.sqrt((vc * mt * mt) / (mc ** 4 * nC) + vt / (mc * mc * nT))
-  const relative: Comparison = {
-    test: 'welch-t-relative',
-    n,
-    estimate: rel,
-    standardError: seRel,
-    noEffect: 0,
-    intervalAt: (m) => waldInterval(rel, seRel, m),
-    multiplierAt: (value) => waldDistance(rel, seRel, value),
-    fixedMultiplier,
-    fixedPValue
-  }
+  const relative = wald('welch-t-relative', rel, seRel)
   return {
     controlMean: mc,
     treatmentMean: mt,
