@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
+import type { Penumbra } from '../src/index.js'
 import { startPenumbra, testConfig, urls, waitFor } from './helpers/servers.js'
 import { parseHead, tcpServer } from './helpers/proxy-util.js'
 import { metricValue, scrape } from './helpers/shadow-util.js'
@@ -13,17 +14,26 @@ import { ByteLogUpstream, statusCodes, untilClosed } from './helpers/byte-log.js
 // Issue #21: the protocol edges a request-smuggling probe found. Each test is that probe, kept:
 // raw sockets against penumbra, upstreams behind a front that logs every byte they receive.
 
+/**
+ * A primary and a shadow that log every byte they receive, and penumbra in front mirroring to
+ * the shadow (`extra`: more config); all stopped when the test ends.
+ */
+async function loggedRig (t: { after: (fn: () => unknown) => void }, extra: Record<string, unknown> = {}): Promise<{ primary: ByteLogUpstream, shadow: ByteLogUpstream, app: Penumbra }> {
+  const primary = await ByteLogUpstream.start()
+  const shadow = await ByteLogUpstream.start()
+  t.after(() => primary.close())
+  t.after(() => shadow.close())
+  const app = await startPenumbra({ primary: { url: primary.url }, shadows: [{ name: 'v2', url: shadow.url }], ...extra })
+  t.after(() => app.stop())
+  return { primary, shadow, app }
+}
+
 const PIPELINE = 'POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello' +
   'GET /b HTTP/1.1\r\nHost: h\r\n\r\n' +
   'GET /c HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n'
 
 test('pipelined: requests read before a malformed one are answered in order, then 400, then close; nothing in flight after', { timeout: 20_000 }, async (t) => {
-  const primary = await ByteLogUpstream.start()
-  const shadow = await ByteLogUpstream.start()
-  t.after(() => primary.close())
-  t.after(() => shadow.close())
-  const app = await startPenumbra({ primary: { url: primary.url }, shadows: [{ name: 'v2', url: shadow.url }] })
-  t.after(() => app.stop())
+  const { primary, shadow, app } = await loggedRig(t)
   for (let i = 0; i < 5; i++) {
     const { text, closed } = await untilClosed(app.port, PIPELINE)
     assert.ok(closed, 'penumbra closes the connection after the 400')
@@ -406,12 +416,7 @@ test('listen.maxConnections: connections above it are closed on arrival and coun
 // ---- issue #15: request size limits ----
 
 test('listen.maxBodyBytes: a larger Content-Length gets 413 before any upstream is contacted, and the connection closes; at the limit it is forwarded', { timeout: 20_000 }, async (t) => {
-  const primary = await ByteLogUpstream.start()
-  const shadow = await ByteLogUpstream.start()
-  t.after(() => primary.close())
-  t.after(() => shadow.close())
-  const app = await startPenumbra({ primary: { url: primary.url }, listen: { host: '127.0.0.1', port: 0, maxBodyBytes: 1000 }, shadows: [{ name: 'v2', url: shadow.url }] })
-  t.after(() => app.stop())
+  const { primary, shadow, app } = await loggedRig(t, { listen: { host: '127.0.0.1', port: 0, maxBodyBytes: 1000 } })
   const big = await untilClosed(app.port, `POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 1001\r\n\r\n${'x'.repeat(1001)}`)
   assert.ok(big.closed)
   const head = parseHead(big.text)
@@ -431,12 +436,7 @@ test('listen.maxBodyBytes: a larger Content-Length gets 413 before any upstream 
 })
 
 test('listen.maxBodyBytes: a chunked body that crosses the limit gets 413 and a closed connection; the upstream request is aborted, no shadow gets it', { timeout: 20_000 }, async (t) => {
-  const primary = await ByteLogUpstream.start()
-  const shadow = await ByteLogUpstream.start()
-  t.after(() => primary.close())
-  t.after(() => shadow.close())
-  const app = await startPenumbra({ primary: { url: primary.url }, listen: { host: '127.0.0.1', port: 0, maxBodyBytes: 100_000 }, shadows: [{ name: 'v2', url: shadow.url }] })
-  t.after(() => app.stop())
+  const { primary, shadow, app } = await loggedRig(t, { listen: { host: '127.0.0.1', port: 0, maxBodyBytes: 100_000 } })
   const chunk = 'z'.repeat(40_000)
   const s = connect(app.port, '127.0.0.1')
   t.after(() => s.destroy())
@@ -490,12 +490,7 @@ test('listen.maxHeaderBytes is node:http\'s header limit (431 beyond); maxHeader
 // ---- edge 4 (fixed on main; verified here at the byte level) ----
 
 test('client-sent x-penumbra-shadow/-experiment/-fault (any case, repeated) never reach the primary; the shadow gets one marker, penumbra\'s', { timeout: 20_000 }, async (t) => {
-  const primary = await ByteLogUpstream.start()
-  const shadow = await ByteLogUpstream.start()
-  t.after(() => primary.close())
-  t.after(() => shadow.close())
-  const app = await startPenumbra({ primary: { url: primary.url }, shadows: [{ name: 'v2', url: shadow.url }] })
-  t.after(() => app.stop())
+  const { primary, shadow, app } = await loggedRig(t)
   const forged = 'X-Penumbra-Shadow: forged\r\nx-penumbra-shadow: forged2\r\nX-PENUMBRA-EXPERIMENT: ab=b\r\nx-Penumbra-Fault: f\r\nX-Penumbra-Other: kept\r\n'
   // Buffered (Content-Length) and streamed (chunked) bodies take different paths to the upstream.
   const sent = `POST /a HTTP/1.1\r\nHost: h\r\n${forged}Content-Length: 2\r\n\r\n{}` +
