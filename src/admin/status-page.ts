@@ -9,6 +9,8 @@
 // .mirrored, .errors, .drops, #mismatches li[data-id], #detail, #primary-pane/#shadow-pane,
 // .json-line[data-ptr], .diff-hit[data-path], #differences .diff-item[data-path].
 
+import { STATUS_VIEWS } from './status-views.js'
+
 const CSS = String.raw`
 :root { color-scheme: light dark; --bg: #f6f7f9; --fg: #1c2330; --muted: #667085; --card: #fff; --line: #dde1e7;
   --accent: #3b5bdb; --bad: #c92a2a; --bad-bg: #fff0f0; --ok: #2b8a3e; --hit: #fff3bf; --hit-line: #f08c00; }
@@ -81,6 +83,7 @@ th:first-child, td:first-child { text-align: left; }
 .status-line.diff-hit { background: var(--hit); box-shadow: inset 3px 0 0 var(--hit-line); }
 details.headers { margin: .3rem 0; font-size: .85rem; }
 .diff-absent { font-size: .8rem; color: var(--bad); margin: .2rem 0; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
+.view { margin-top: 1rem; }
 footer { color: var(--muted); font-size: .8rem; padding: 0 1.2rem 1rem; }
 `
 
@@ -482,11 +485,42 @@ const JS = String.raw`
     });
   }
 
+  // --- Views of other capabilities (status-views.ts) ---------------------------------------------
+  // Each registers {id, title, url, render(data, box)}; every refresh fetches its url (relative,
+  // like ours) and renders into its own section, only when the answer changed. A view whose
+  // endpoint answers 404 (the capability is not configured) stays hidden.
+
+  var views = [];
+  window.penumbraStatus = {
+    el: el, clear: clear, pct: pct, ms: ms, num: num, stat: stat, timeOf: timeOf,
+    view: function (v) {
+      var section = el('section', { class: 'view', id: 'view-' + v.id, hidden: '' }, el('h2', { text: v.title }));
+      var box = el('div', { class: 'view-body' });
+      section.appendChild(box);
+      $('views').appendChild(section);
+      views.push({ spec: v, section: section, box: box, key: null });
+    }
+  };
+
+  function refreshView(w) {
+    return getJson(w.spec.url).then(function (data) {
+      var key = JSON.stringify(data);
+      w.section.hidden = false;
+      if (key === w.key) return;
+      w.key = key;
+      clear(w.box);
+      w.spec.render(data, w.box);
+    }, function (err) {
+      if (err && err.status === 404) { w.section.hidden = true; return; }
+      throw err;
+    });
+  }
+
   // --- Refresh loop ----------------------------------------------------------------------------
 
   function refresh() {
     var q = 'mismatches?limit=' + MISMATCH_LIMIT + (state.filter ? '&shadow=' + encodeURIComponent(state.filter) : '');
-    return Promise.all([getJson('report'), getJson(q)]).then(function (r) {
+    return Promise.all([getJson('report'), getJson(q)].concat(views.map(refreshView))).then(function (r) {
       renderReport(r[0]);
       renderList(r[1]);
       var conn = $('conn'); conn.className = 'conn ok'; conn.textContent = '';
@@ -509,7 +543,8 @@ const JS = String.raw`
   });
   document.addEventListener('visibilitychange', function () { if (!document.hidden) refresh(); });
   ['report', 'shadows', 'mismatches', 'noise', 'metrics'].forEach(function (n) { var a = $('link-' + n); if (a) a.setAttribute('href', BASE + n); });
-  loop();
+  // The views' scripts run after this one (see the HTML); start polling once they registered.
+  window.addEventListener('DOMContentLoaded', loop);
 })();
 `
 
@@ -520,7 +555,7 @@ const HTML = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>penumbra · shadow status</title>
-<style>${CSS}</style>
+<style>${CSS}${STATUS_VIEWS.map((v) => v.css).join('')}</style>
 </head>
 <body>
 <header>
@@ -549,9 +584,11 @@ const HTML = `<!doctype html>
       </div>
     </section>
   </div>
+  <div id="views"></div>
 </main>
 <footer>Refreshes every 2 s. Rates are shown with their 95% Wilson intervals; latency is measured on the same mirrored requests for primary and shadow.</footer>
 <script>${JS}</script>
+${STATUS_VIEWS.map((v) => `<script>${v.js}</script>`).join('\n')}
 </body>
 </html>
 `
