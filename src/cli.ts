@@ -22,6 +22,7 @@ const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
 Usage:
   penumbra --config FILE [--workers N] [--check] [--demo]
   penumbra report [--admin URL] [--token TOKEN] [--json]
+  penumbra report --prometheus URL --experiment NAME [--config FILE | --admin URL] [--json]
 
 Options:
   -c, --config FILE   YAML or JSON config (default: $PENUMBRA_CONFIG)
@@ -32,10 +33,13 @@ Options:
   -h, --help          this help
   -v, --version       print the version
 
-  report              print the shadow report of a running penumbra as a table
+  report              print the shadows and experiments of a running penumbra as a table
       --admin URL     its admin address (default http://127.0.0.1:9901)
       --token TOKEN   the admin token, when reads need one (default: $PENUMBRA_ADMIN_TOKEN)
       --json          print the raw JSON instead
+      --prometheus URL --experiment NAME
+                      that experiment's verdicts from the counters of every replica Prometheus
+                      scrapes, summed; its definition from --config FILE or the admin API
 
 Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
 Docs: README.md (config reference, admin API, metrics, error codes).

@@ -44,6 +44,7 @@ const CONTRACT: Record<string, string> = {
   penumbra_experiment_not_enrolled_total: 'counter',
   penumbra_experiment_requests_total: 'counter',
   penumbra_experiment_duration_seconds: 'histogram',
+  penumbra_experiment_units_total: 'counter',
   penumbra_experiment_outcome_count_total: 'counter',
   penumbra_experiment_outcome_sum_total: 'counter',
   penumbra_experiment_outcome_sum_squares_total: 'counter',

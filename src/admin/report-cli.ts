@@ -1,5 +1,10 @@
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
+import { ConfigError, loadConfigFile } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import { analyseExperiment } from '../experiments/analysis.js'
+import { renderExperiments, type ExperimentJson } from './experiment-report.js'
+import { experimentFromPrometheus, type ExperimentDefinition } from './prometheus-experiment.js'
 
 interface Interval { rate: number, lower: number, upper: number, compared: number, disagreements: number }
 interface ShadowReportJson {
@@ -45,45 +50,106 @@ export function renderReport (report: { generatedAt: string, shadows: ShadowRepo
   return out.join('\n') + '\n'
 }
 
-/**
- * `penumbra report [--admin URL] [--token TOKEN] [--json]`; returns the exit code. The token
- * defaults to PENUMBRA_ADMIN_TOKEN (reads need it when the admin API has one).
- */
-export async function runReport (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let parsed: { admin?: string, token?: string, json?: boolean }
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: { admin: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } }
-    }).values
-  } catch (err) {
-    process.stderr.write(`penumbra report: ${(err as Error).message}\n`)
-    return 2
-  }
-  const admin = parsed.admin ?? 'http://127.0.0.1:9901'
-  const asJson = parsed.json === true
-  const token = parsed.token ?? (env.PENUMBRA_ADMIN_TOKEN !== '' ? env.PENUMBRA_ADMIN_TOKEN : undefined)
-  let url: URL
-  try {
-    url = new URL('/report', admin)
-  } catch {
-    process.stderr.write(`penumbra report: --admin: not a URL: ${admin}\n`)
-    return 2
-  }
+/** GET `path` of the admin API; the parsed JSON, or an error message (exit 1). */
+async function adminGet (admin: string, path: string, token: string | undefined): Promise<{ ok: true, value: unknown, text: string } | { ok: false, status: number, message: string }> {
+  const url = new URL(path, admin)
   try {
     const res = await request(url, { headersTimeout: 10_000, bodyTimeout: 10_000, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
     const text = await res.body.text()
     if (res.statusCode !== 200) {
       const hint = res.statusCode === 401 ? ' (give the admin token: --token TOKEN or PENUMBRA_ADMIN_TOKEN)' : ''
-      process.stderr.write(`penumbra report: ${url.href} answered ${res.statusCode}${hint}: ${text}\n`)
-      return 1
+      return { ok: false, status: res.statusCode, message: `${url.href} answered ${res.statusCode}${hint}: ${text}` }
     }
-    process.stdout.write(asJson ? text : renderReport(JSON.parse(text)))
-    return 0
+    return { ok: true, value: JSON.parse(text), text }
   } catch (err) {
-    process.stderr.write(`penumbra report: cannot reach ${url.href}: ${(err as Error).message}\n`)
-    return 1
+    return { ok: false, status: 0, message: `cannot reach ${url.href}: ${(err as Error).message}` }
   }
+}
+
+/**
+ * `penumbra report [--admin URL] [--token TOKEN] [--json]`: the shadows and the experiments of a
+ * running penumbra. With `--prometheus URL --experiment NAME`: that experiment's verdicts from
+ * the counters Prometheus scraped from every replica, summed; its definition (variants, weights,
+ * metrics, alpha, minEffect) from `--config FILE` or, by default, from the admin API. Returns the
+ * exit code. The token defaults to PENUMBRA_ADMIN_TOKEN (reads need it when the admin API has one).
+ */
+export async function runReport (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed: { admin?: string, token?: string, json?: boolean, prometheus?: string, experiment?: string, config?: string }
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: { admin: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, prometheus: { type: 'string' }, experiment: { type: 'string' }, config: { type: 'string' } }
+    }).values
+  } catch (err) {
+    return usage((err as Error).message)
+  }
+  const admin = parsed.admin ?? 'http://127.0.0.1:9901'
+  const asJson = parsed.json === true
+  const token = parsed.token ?? (env.PENUMBRA_ADMIN_TOKEN !== '' ? env.PENUMBRA_ADMIN_TOKEN : undefined)
+  for (const [key, value] of [['admin', admin], ['prometheus', parsed.prometheus]] as const) {
+    if (value === undefined) continue
+    try {
+      void new URL(value)
+    } catch {
+      return usage(`--${key}: not a URL: ${value}`)
+    }
+  }
+  if ((parsed.prometheus === undefined) !== (parsed.experiment === undefined)) return usage('--prometheus and --experiment go together')
+  if (parsed.config !== undefined && parsed.prometheus === undefined) return usage('--config is only read with --prometheus')
+  if (parsed.prometheus !== undefined) return await prometheusReport(parsed.prometheus, parsed.experiment!, parsed.config, admin, token, asJson)
+
+  const report = await adminGet(admin, '/report', token)
+  if (!report.ok) return failed(report.message)
+  const experiments = await adminGet(admin, '/experiments', token)
+  // An older penumbra has no /experiments: the shadow report alone is still a report.
+  const list = experiments.ok ? experiments.value as ExperimentJson[] : []
+  if (!experiments.ok && experiments.status !== 404) return failed(experiments.message)
+  if (asJson) {
+    process.stdout.write(JSON.stringify({ ...(report.value as object), experiments: list }, null, 2) + '\n')
+    return 0
+  }
+  process.stdout.write(renderReport(report.value as Parameters<typeof renderReport>[0]) + renderExperiments(list))
+  return 0
+}
+
+async function prometheusReport (prometheus: string, name: string, configFile: string | undefined, admin: string, token: string | undefined, asJson: boolean): Promise<number> {
+  let def: ExperimentDefinition
+  if (configFile !== undefined) {
+    let config: Config
+    try {
+      config = loadConfigFile(configFile)
+    } catch (err) {
+      return usage(err instanceof ConfigError ? err.message : `--config: ${(err as Error).message}`)
+    }
+    const found = config.experiments.find((e) => e.name === name)
+    if (found === undefined) return usage(`--experiment: no experiment named "${name}" in ${configFile}`)
+    const total = found.variants.reduce((a, v) => a + v.weight, 0)
+    def = { name, alpha: found.alpha, minEffect: found.minEffect, metrics: found.metrics, variants: found.variants.map((v) => ({ name: v.name, weight: v.weight / total })) }
+  } else {
+    const one = await adminGet(admin, `/experiments/${encodeURIComponent(name)}`, token)
+    if (!one.ok) return failed(`${one.message}${one.status === 0 ? ' (or give the experiment\'s definition with --config FILE)' : ''}`)
+    def = one.value as ExperimentDefinition
+  }
+  let described
+  try {
+    described = await experimentFromPrometheus(prometheus, def)
+  } catch (err) {
+    return failed(`cannot read ${prometheus}: ${(err as Error).message}`)
+  }
+  const ex = { ...described, analysis: analyseExperiment(described) }
+  if (asJson) process.stdout.write(JSON.stringify(ex, null, 2) + '\n')
+  else process.stdout.write(`penumbra report, ${new Date().toISOString()}\n` + renderExperiments([ex]))
+  return 0
+}
+
+function usage (message: string): number {
+  process.stderr.write(`penumbra report: ${message}\n`)
+  return 2
+}
+
+function failed (message: string): number {
+  process.stderr.write(`penumbra report: ${message}\n`)
+  return 1
 }

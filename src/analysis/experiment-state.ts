@@ -23,8 +23,10 @@ export interface ExperimentMetricState {
 /**
  * @param verdict from `decide(comparison, { kind: 'better', direction }, { minPerArm, alpha, tuningN })`
  * @param minEffect on the verdict's scale (absolute for binary metrics, relative for means)
+ * @param noEffect the scale's no-effect value: 0 for differences, 1 for ratios (`no_difference`
+ *   is an interval inside noEffect ± minEffect)
  */
-export function experimentMetricState (verdict: Verdict, minEffect: number, srm: SrmResult | null, power = 0.8): ExperimentMetricState {
+export function experimentMetricState (verdict: Verdict, minEffect: number, srm: SrmResult | null, power = 0.8, noEffect = 0): ExperimentMetricState {
   if (!(minEffect > 0) || !Number.isFinite(minEffect)) throw new RangeError(`minEffect must be > 0, got ${minEffect}`)
   const total = verdict.n.control + verdict.n.treatment
   const needed = (): UnitsNeeded => unitsStillNeeded(verdict.standardError, total, minEffect, { alpha: verdict.alpha, power })
@@ -35,6 +37,6 @@ export function experimentMetricState (verdict: Verdict, minEffect: number, srm:
   if (verdict.verdict === 'pass') return { state: 'treatment_better', verdict, unitsNeeded: null }
   if (verdict.verdict === 'fail') return { state: 'treatment_worse', verdict, unitsNeeded: null }
   const { lower, upper } = verdict.interval
-  if (lower > -minEffect && upper < minEffect) return { state: 'no_difference', verdict, unitsNeeded: null }
+  if (lower > noEffect - minEffect && upper < noEffect + minEffect) return { state: 'no_difference', verdict, unitsNeeded: null }
   return { state: 'inconclusive', verdict, unitsNeeded: needed() }
 }

@@ -7,6 +7,7 @@ import { compilePathGlob, parseSampleBy, sampleKey, type SampleBy } from '../sha
 import { layerSlot, variantDraw, variantIndex } from './assignment.js'
 import type { Moments } from './outcomes.js'
 import { LRUCache } from 'lru-cache'
+import { ArmTally } from './arm-tally.js'
 
 /** Distinct units remembered per experiment for the unit counts (~100 bytes each). */
 const MAX_TRACKED_UNITS = 100_000
@@ -36,6 +37,8 @@ export interface VariantMetrics {
   /** Requests by status code, bound per code on first use (label hashing once, not per request). */
   requests: (code: number) => Counter.Internal
   duration: Histogram.Internal<string>
+  /** `penumbra_experiment_units_total`: distinct units first seen in this process. */
+  units: Counter.Internal
 }
 
 export interface Variant {
@@ -49,6 +52,8 @@ export interface Variant {
   exposures: number
   /** Distinct units exposed in this process (see Experiment.noteUnit), for the SRM test. */
   units: number
+  /** Requests, errors and latency as the proxy measured them (the guardrail verdicts). */
+  readonly tally: ArmTally
 }
 
 /** What the metrics module provides to bind an experiment's series. */
@@ -102,7 +107,8 @@ export class Experiment {
         route: null as unknown as Route,
         metrics: metrics.variant(cfg.name, v.name),
         exposures: 0,
-        units: 0
+        units: 0,
+        tally: new ArmTally()
       }
       ;(variant as { route: Route }).route = { backend, experiment: this, variant, header: `${cfg.name}=${v.name}`, exposure: { experiment: cfg.name, variant: v.name } }
       return variant
@@ -155,6 +161,7 @@ export class Experiment {
     if (this.#seen.get(unit) !== undefined) return
     this.#seen.set(unit, true)
     v.units++
+    v.metrics.units.inc()
   }
 
   countNotEnrolled (reason: NotEnrolledReason): void {
@@ -213,6 +220,7 @@ export function describeExperiment (e: ExperimentEntry, outcomes: { moments: (ex
       weight: v.weight,
       exposures: v.exposures,
       units: v.units,
+      ...v.tally.toJSON(),
       // The running sums of each outcome metric (mergeable: n, sum, sum of squares).
       outcomes: Object.fromEntries(ex.cfg.metrics.map((m) => [m.name, outcomes.moments(ex.name, v.name, m.name)]))
     })),

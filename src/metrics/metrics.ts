@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { UPSTREAM_ERROR_REASONS } from '../upstream/upstream-error.js'
 import type { ExperimentMetricsFactory } from '../experiments/experiment.js'
+import { EXPERIMENT_LATENCY_BUCKETS } from '../experiments/arm-tally.js'
 import type { OutcomeCounters } from '../experiments/outcomes.js'
 import { LLM_KINDS, type LlmComparison } from '../compare/llm/agreement.js'
 
@@ -93,6 +94,7 @@ export class Metrics {
   readonly experimentNotEnrolled: Counter<'experiment' | 'reason'>
   readonly experimentRequests: Counter<'experiment' | 'variant' | 'code'>
   readonly experimentDuration: Histogram<'experiment' | 'variant'>
+  readonly experimentUnits: Counter<'experiment' | 'variant'>
   readonly outcomes: OutcomeCounters
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
@@ -155,7 +157,9 @@ export class Metrics {
       sumSquares: new Counter({ name: 'penumbra_experiment_outcome_sum_squares_total', help: 'Sum of the squared outcome values per experiment arm and metric (for variances).', labelNames: om, registers: r }),
       events: new Counter({ name: 'penumbra_events_total', help: 'Outcome events posted to POST /events, by result (accepted, invalid, unknown_experiment, unknown_metric, not_enrolled, unknown_request, invalid_value).', labelNames: ['result'], registers: r })
     }
-    this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered.', labelNames: ['experiment', 'variant'], buckets: LATENCY_BUCKETS, registers: r })
+    // Finer buckets than the proxy's (25% apart): the latency verdicts are computed from them.
+    this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered (a client that went away first, 499, is not observed).', labelNames: ['experiment', 'variant'], buckets: [...EXPERIMENT_LATENCY_BUCKETS], registers: r })
+    this.experimentUnits = new Counter({ name: 'penumbra_experiment_units_total', help: 'Distinct units first exposed to each experiment variant in this process (the sample-ratio test reads it).', labelNames: ['experiment', 'variant'], registers: r })
   }
 
   /** Binds an experiment's series (created at 0, so rates exist before traffic). */
@@ -164,7 +168,8 @@ export class Metrics {
       variant: (experiment, variant) => ({
         exposures: zeroed(this.experimentExposures.labels({ experiment, variant })),
         requests: boundByCode(this.experimentRequests, experiment, variant),
-        duration: this.experimentDuration.labels({ experiment, variant })
+        duration: this.experimentDuration.labels({ experiment, variant }),
+        units: zeroed(this.experimentUnits.labels({ experiment, variant }))
       }),
       notEnrolled: (experiment, reason) => zeroed(this.experimentNotEnrolled.labels({ experiment, reason }))
     }

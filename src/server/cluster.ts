@@ -232,11 +232,14 @@ export class ClusterBackend implements AdminBackend {
       for (const other of lists.slice(1)) {
         const o = other[i]
         if (o === undefined) continue
-        merged.variants.forEach((v: { exposures: number, units: number, outcomes: Record<string, { n: number, sum: number, sumSq: number }> }, j: number) => {
+        merged.variants.forEach((v: { exposures: number, units: number, requests: number, errors: number, latency: number[], outcomes: Record<string, { n: number, sum: number, sumSq: number }> }, j: number) => {
           const ov = o.variants[j]
           if (ov === undefined) return
           v.exposures += ov.exposures
           v.units += ov.units
+          v.requests += ov.requests
+          v.errors += ov.errors
+          v.latency = v.latency.map((c, k) => c + (ov.latency[k] ?? 0))
           for (const [metric, m] of Object.entries(v.outcomes)) {
             const om = ov.outcomes[metric]
             if (om !== undefined) { m.n += om.n; m.sum += om.sum; m.sumSq += om.sumSq }

@@ -244,7 +244,11 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
       const v = h.route?.variant
       if (v != null) {
         v.metrics.requests(status).inc()
-        v.metrics.duration.observe(seconds)
+        // A client that left first says nothing of the arm's speed or errors.
+        if (status !== 499) {
+          v.metrics.duration.observe(seconds)
+          v.tally.record(status, seconds)
+        }
       }
       if (h.upstreamMs >= 0 && h.errorReason === null) m.upstreamDuration.observe({ upstream: backend.name }, h.upstreamMs / 1000)
       // A client that went away or sent something unforwardable is not the upstream's failure.
