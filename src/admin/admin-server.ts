@@ -4,6 +4,8 @@ import { z } from 'zod'
 import { PenumbraError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import { MAX_EVENTS, parseEvents } from '../experiments/outcomes.js'
+import type { ExperimentAnalysis } from '../experiments/analysis.js'
+import { AnalysisHistory, MIN_SPACING_MS } from './analysis-history.js'
 
 /** What the admin listener reads and changes; implemented in-process or, with --workers, over IPC. */
 export interface AdminBackend {
@@ -44,6 +46,8 @@ export interface AdminAuth {
   /** Default: true when a token is set. */
   protectReads?: boolean
   protectMetrics: boolean
+  /** Spacing of the experiments' history points (default 10 s). */
+  historyIntervalMs?: number
 }
 
 /** Always open: orchestrators probe these without credentials. */
@@ -63,11 +67,17 @@ export class AdminServer {
   #protectReads = false
   #protectMetrics = false
   #stopping = false
+  /** The experiments' estimates over time (the status page's cumulative-effect chart). */
+  readonly #history: AnalysisHistory
+  readonly #sampler: NodeJS.Timeout
 
   constructor (backend: AdminBackend, log: Logger, auth: AdminAuth) {
     this.#backend = backend
     this.#log = log
     this.setAuth(auth)
+    // The chart has points even while nobody reads: one look per interval (a reload keeps it).
+    this.#history = new AnalysisHistory(auth.historyIntervalMs ?? MIN_SPACING_MS)
+    this.#sampler = setInterval(() => { this.#experiments().catch(() => {}) }, this.#history.spacingMs).unref()
     this.server = createServer({ requestTimeout: 30_000 }, (req, res) => {
       this.#route(req, res).catch((err: unknown) => this.#fail(res, err))
     })
@@ -123,8 +133,11 @@ export class AdminServer {
           return json(res, 200, await b.backends())
         case '/primary':
           return json(res, 200, await b.primary())
-        case '/experiments':
-          return json(res, 200, await b.experiments())
+        case '/experiments': {
+          const list = await this.#experiments()
+          if (url.searchParams.get('history') !== '1') return json(res, 200, list)
+          return json(res, 200, list.map((e) => ({ ...e, history: this.#history.of(e.name) })))
+        }
         case '/':
           if (b.statusPage !== undefined) return send(res, 200, b.statusPage(), 'text/html; charset=utf-8')
           break
@@ -136,9 +149,9 @@ export class AdminServer {
       }
       if (path.startsWith('/experiments/')) {
         const name = decodeSegment(path.slice('/experiments/'.length))
-        const one = (await b.experiments() as Array<{ name: string }>).find((e) => e.name === name)
+        const one = (await this.#experiments()).find((e) => e.name === name)
         if (one === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no experiment named "${name}"`)
-        return json(res, 200, one)
+        return json(res, 200, url.searchParams.get('history') === '1' ? { ...one, history: this.#history.of(name) } : one)
       }
       if (path.startsWith('/shadows/')) {
         const name = decodeSegment(path.slice('/shadows/'.length))
@@ -182,6 +195,15 @@ export class AdminServer {
     throw new PenumbraError('PENUMBRA_NOT_FOUND', `no admin endpoint ${method} ${path}`)
   }
 
+  /** The experiments with their analysis, each look noted in the history. */
+  async #experiments (): Promise<Array<{ name: string, analysis?: ExperimentAnalysis }>> {
+    const list = await this.#backend.experiments() as Array<{ name: string, analysis?: ExperimentAnalysis }>
+    const now = Date.now()
+    for (const e of list) if (e.analysis !== undefined) this.#history.note(e.name, e.analysis, now)
+    this.#history.keep(new Set(list.map((e) => e.name)))
+    return list
+  }
+
   #readNeedsToken (path: string): boolean {
     if (path === '/metrics') return this.#protectMetrics
     return this.#protectReads && !PROBES.has(path) && path !== '/'
@@ -208,6 +230,7 @@ export class AdminServer {
   }
 
   close (): Promise<void> {
+    clearInterval(this.#sampler)
     return new Promise((resolve) => {
       this.server.close(() => resolve())
       this.server.closeAllConnections()

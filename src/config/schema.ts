@@ -258,7 +258,9 @@ export const configSchema = z.strictObject({
     /** With a token: every admin endpoint but /healthz, /readyz and /metrics needs it (default: true when a token is set). */
     protectReads: z.boolean().optional(),
     /** With a token: /metrics needs it too (for scrapers that send a bearer token). */
-    protectMetrics: z.boolean().default(false)
+    protectMetrics: z.boolean().default(false),
+    /** How often the admin notes each experiment's analysis for the status page's cumulative-effect chart. */
+    historyIntervalMs: z.number().int().min(100).max(3_600_000).default(10_000)
   }).prefault({}),
   /** Named model servers (issue #14). The legacy `primary: {url, …}` form adds one named `primary`. */
   backends: z.record(backendName, backend).default({}),
