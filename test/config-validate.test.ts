@@ -24,7 +24,7 @@ const P = { url: 'http://127.0.0.1:9001' }
 test('a minimal config gets the documented defaults', () => {
   const c = validateConfig({ primary: P })
   assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080, keepAliveTimeoutMs: 65_000, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, maxHeaderBytes: 16_384, maxBodyBytes: 100 * 1024 * 1024, maxConnections: 10_000 })
-  assert.deepEqual(c.admin, { enabled: true, host: '127.0.0.1', port: 9901, token: null, tokenFile: null, protectMetrics: false })
+  assert.deepEqual(c.admin, { enabled: true, host: '127.0.0.1', port: 9901, token: null, tokenFile: null, protectMetrics: false, historyIntervalMs: 10_000 })
   // The legacy object form defines the backend named "primary".
   assert.equal(c.primary, 'primary')
   assert.deepEqual(c.backends, { primary: { url: P.url, timeoutMs: 30_000, connectTimeoutMs: 5000, connections: 128, keepAliveTimeoutMs: 4000, preserveHost: false } })
