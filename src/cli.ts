@@ -143,6 +143,13 @@ async function startDemo (config: Config, log: Logger): Promise<void> {
     started.add(url)
     await startDemoModel(port(url), { role: 'shadow', disagreeRate: 0.1 })
   }
+  // The other backends (an experiment's candidate arm): model v2, 8 ms slower than v1, so the
+  // demo experiment has a latency cost to weigh against its conversions.
+  for (const b of Object.values(config.backends)) {
+    if (started.has(b.url)) continue
+    started.add(b.url)
+    await startDemoModel(port(b.url), { role: 'shadow', disagreeRate: 0.1, delayMs: 8 })
+  }
   log.info({ primary: primaryUrl, shadows: [...started].slice(1) }, 'demo model servers started')
   process.stderr.write(`penumbra demo: proxy http://${config.listen.host}:${config.listen.port}, admin http://${config.admin.host}:${config.admin.port}\n` +
     `  try: curl -s localhost:${config.listen.port}/v1/models/demo:predict -H 'content-type: application/json' -d '{"instances":[[5.1,3.5,1.4,0.2]]}'\n` +

@@ -38,7 +38,11 @@ function metricLine (m: MetricAnalysis): string[] {
     `${head}${effect(m, v.estimate)}  ${Math.round((1 - v.alpha) * 100)}% always-valid CI ${iv(v.interval)} → ${m.state}`,
     `  ${''.padEnd(12)} n = ${v.n.treatment}/${v.n.control}; fixed-horizon CI ${iv(v.fixedInterval)}, p = ${num(v.fixedPValue)} (always-valid p = ${num(v.pValue)}); ${v.test}`
   ]
-  if (m.state === 'inconclusive' && m.unitsNeeded !== null) lines.push(`  ${''.padEnd(12)} about ${Number.isFinite(m.unitsNeeded.total) ? m.unitsNeeded.total : '∞'} more units to resolve ±${effect(m, m.minEffect).replace(/^\+/, '')} at 80% power`)
+  // No spread yet (e.g. no error in either arm) projects nothing: say nothing rather than "0 more".
+  if (m.state === 'inconclusive' && m.unitsNeeded !== null && m.unitsNeeded.total > 0) {
+    const band = m.kind === 'latency_p99' ? `${num(m.minEffect * 100)}%` : effect(m, m.minEffect).replace(/^\+/, '')
+    lines.push(`  ${''.padEnd(12)} about ${Number.isFinite(m.unitsNeeded.total) ? m.unitsNeeded.total : '∞'} more units to resolve ±${band} at 80% power`)
+  }
   return lines
 }
 

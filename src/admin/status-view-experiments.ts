@@ -75,7 +75,7 @@ const JS = `
     var n = v ? v.n.treatment + '/' + v.n.control : '–';
     var iv = v && v.verdict !== 'no_data' ? '[' + fmt(m.kind, v.interval.lower) + ', ' + fmt(m.kind, v.interval.upper) + ']' : '–';
     var title = v ? v.test + '; ' + v.rule + '; fixed-horizon p = ' + (fin(v.fixedPValue) ? v.fixedPValue.toPrecision(3) : '–') : 'no data yet';
-    if (m.state === 'inconclusive' && m.unitsNeeded && fin(m.unitsNeeded.total)) title += '; about ' + m.unitsNeeded.total + ' more units needed';
+    if (m.state === 'inconclusive' && m.unitsNeeded && fin(m.unitsNeeded.total) && m.unitsNeeded.total > 0) title += '; about ' + m.unitsNeeded.total + ' more units needed';
     return el('tr', { class: 'metric-row', 'data-metric': m.metric, 'data-state': m.state, title: title },
       el('td', { class: 'name', text: m.metric }),
       el('td', { class: 'name', text: m.variant }),

@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 import { request } from 'undici'
+import { renderExperiments, type ExperimentJson } from '../admin/experiment-report.js'
 
 /**
  * `npm run demo:traffic`: sends iris-like prediction requests (batches of 1..8 instances) through
  * the demo proxy, then prints the report. Options: --url (default http://127.0.0.1:8080),
  * --admin (default http://127.0.0.1:9901), --requests N (default 500), --concurrency N (default 8).
+ *
+ * As many requests go to the demo experiment's path (/v1/models/ranker:predict), one new user
+ * (x-user-id) each; then a simulated conversion per user is posted to POST /events: 10% of the
+ * control's users convert, 30% of the treatment's, so the experiment reaches a verdict.
  */
 function arg (name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`)
@@ -28,17 +33,25 @@ function instance (): number[] {
 let sent = 0
 let ok = 0
 let failed = 0
+/** Experiment users of this run, by arm (from the x-penumbra-experiment answer header). */
+const arms = new Map<string, string>()
+const run = Date.now().toString(36)
+
 async function worker (): Promise<void> {
-  while (sent < total) {
-    sent++
+  while (sent < 2 * total) {
+    const i = sent++
     const n = 1 + Math.floor(Math.random() * 8)
+    // Even requests: the shadowed model; odd ones: the experiment, one new user each.
+    const user = i % 2 === 1 ? `demo-${run}-${i}` : null
     try {
-      const res = await request(`${url}/v1/models/demo:predict`, {
+      const res = await request(`${url}/v1/models/${user === null ? 'demo' : 'ranker'}:predict`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...(user === null ? undefined : { 'x-user-id': user }) },
         body: JSON.stringify({ instances: Array.from({ length: n }, instance) })
       })
       await res.body.dump()
+      const arm = res.headers['x-penumbra-experiment']
+      if (user !== null && typeof arm === 'string') arms.set(user, arm.slice(arm.indexOf('=') + 1))
       if (res.statusCode === 200) ok++
       else failed++
     } catch {
@@ -48,7 +61,17 @@ async function worker (): Promise<void> {
 }
 
 await Promise.all(Array.from({ length: concurrency }, worker))
-process.stdout.write(`sent ${total} requests: ${ok} ok, ${failed} failed\n`)
+process.stdout.write(`sent ${2 * total} requests: ${ok} ok, ${failed} failed\n`)
+if (arms.size > 0) {
+  const events = [...arms].map(([unit, arm]) => ({ unit, name: 'conversion', value: Math.random() < (arm === 'control' ? 0.10 : 0.30) ? 1 : 0 }))
+  try {
+    const res = await request(`${admin}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
+    const r = await res.body.json() as { accepted?: number, message?: string }
+    process.stdout.write(`posted ${events.length} simulated conversions: ${r.accepted ?? 0} accepted${r.message !== undefined ? ` (${r.message})` : ''}\n`)
+  } catch (err) {
+    process.stdout.write(`could not post outcomes to ${admin}/events: ${(err as Error).message}\n`)
+  }
+}
 // Comparisons run just after the responses; give the last ones a moment.
 await new Promise((resolve) => setTimeout(resolve, 500))
 try {
@@ -60,7 +83,10 @@ try {
     process.stdout.write(`shadow ${s.shadow}: ${s.comparisons.total} comparisons, request disagreement ${pct(d.requests.rate)} [${pct(d.requests.lower)}, ${pct(d.requests.upper)}], ` +
       `instance disagreement ${pct(d.instances.rate)} [${pct(d.instances.lower)}, ${pct(d.instances.upper)}]\n`)
   }
-  process.stdout.write(`full report: penumbra report --admin ${admin}\n`)
+  const res2 = await request(`${admin}/experiments`)
+  if (res2.statusCode === 200) process.stdout.write(renderExperiments(await res2.body.json() as ExperimentJson[]))
+  else await res2.body.dump()
+  process.stdout.write(`full report: penumbra report --admin ${admin}; status page: ${admin}/\n`)
 } catch (err) {
   process.stdout.write(`could not read the report from ${admin}: ${(err as Error).message}\n`)
 }
