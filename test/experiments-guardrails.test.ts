@@ -253,3 +253,25 @@ describe('penumbra report --prometheus: the verdicts of two replicas from a real
     assert.match(missing.stderr, /no experiment named "nope"/)
   })
 })
+
+test('the exposure log: oldest out first, by count and by age; a repeated id takes the newer arm', async () => {
+  const { ExposureLog } = await import('../src/experiments/exposure-log.js')
+  const a = { experiment: 'ab', variant: 'control' }
+  const b = { experiment: 'ab', variant: 'treatment' }
+  const log = new ExposureLog(1000, 3)
+  log.record('r1', a, 0)
+  log.record('r2', a, 10)
+  log.record('r3', b, 20)
+  assert.equal(log.get('r1', 30), a)
+  log.record('r4', b, 30) // full: r1 goes, though it was just read (arrival order, not recency)
+  assert.equal(log.get('r1', 30), undefined)
+  assert.equal(log.get('r4', 30), b)
+  assert.equal(log.size, 3)
+  log.record('r2', b, 40) // a repeated id: the newer exposure wins; the old slot goes quietly
+  assert.equal(log.get('r2', 40), b)
+  assert.equal(log.get('r3', 1020), b, 'at its age limit: still there')
+  assert.equal(log.get('r3', 1021), undefined, 'past eventWindowMs: unknown')
+  log.record('r5', a, 1035) // expires r2's old slot, r3 and r4 (age > 1000) on the way
+  assert.equal(log.get('r2', 1035), b, 'r2\'s newer slot is kept')
+  assert.equal(log.size, 2)
+})

@@ -3,8 +3,8 @@ import type { Counter, Histogram } from 'prom-client'
 import type { Config } from '../config/schema.js'
 import type { Backend } from '../upstream/backend.js'
 import type { BackendSet } from '../upstream/backend-set.js'
-import { compilePathGlob, parseSampleBy, sampleKey, type SampleBy } from '../shadow/sampler.js'
-import { layerSlot, variantDraw, variantIndex } from './assignment.js'
+import { compilePathGlob, parseSampleBy, sampleKey, StickyHash, type SampleBy } from '../shadow/sampler.js'
+import { variantIndex } from './assignment.js'
 import type { Moments } from './outcomes.js'
 import { LRUCache } from 'lru-cache'
 import { ArmTally } from './arm-tally.js'
@@ -82,6 +82,9 @@ export class Experiment {
   readonly #methods: Set<string>
   readonly #paths: RegExp[] | null
   readonly #targeting: Array<{ header: string, in: Set<string> }>
+  /** The two draws of assignment.ts, their salts hashed once. */
+  readonly #slotHash: StickyHash
+  readonly #variantHash: StickyHash
 
   constructor (cfg: Config['experiments'][number], backends: BackendSet, metrics: ExperimentMetricsFactory) {
     this.cfg = cfg
@@ -89,6 +92,8 @@ export class Experiment {
     this.layer = cfg.layer ?? cfg.name
     this.seed = cfg.seed ?? cfg.name
     this.unit = parseSampleBy(cfg.unit)
+    this.#slotHash = new StickyHash(`layer:${this.layer}`)
+    this.#variantHash = new StickyHash(`experiment:${this.seed}`)
     this.#methods = new Set(cfg.match.methods)
     this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
     this.#targeting = cfg.targeting.map((t) => ({ header: t.header.toLowerCase(), in: new Set(t.in) }))
@@ -148,7 +153,12 @@ export class Experiment {
 
   /** The variant of a unit (enrolment is decided by the layer). */
   variantOf (unit: string): Variant {
-    return this.variants[variantIndex(variantDraw(this.seed, unit), this.bounds)]!
+    return this.variants[variantIndex(this.#variantHash.of(unit), this.bounds)]!
+  }
+
+  /** The unit's slot in the experiment's layer (layerSlot of assignment.ts). */
+  slotOf (unit: string): number {
+    return this.#slotHash.of(unit)
   }
 
   /** The control: the first variant. */
@@ -198,7 +208,7 @@ export function layoutExperiments (list: ReadonlyArray<{ experiment: Experiment,
 
 /** Where a unit's slot falls: enrolled in `entry`, or the reason it is not. */
 export function enrolment (entry: ExperimentEntry, unit: string): 'enrolled' | 'traffic' | 'other_experiment' {
-  const slot = layerSlot(entry.experiment.layer, unit)
+  const slot = entry.experiment.slotOf(unit)
   if (slot >= entry.start && slot < entry.start + entry.traffic) return 'enrolled'
   // In another experiment's range of the layer, or in the share no experiment owns.
   return slot < entry.layerUsed ? 'other_experiment' : 'traffic'

@@ -12,19 +12,55 @@ import type { IncomingMessage } from 'node:http'
  * and test/sampler-unit.test.ts, e.g. key "user-1" → 0.35705054…, key "" → 0.45448808… .
  */
 export function stickyUniform (salt: string, key: string): number {
-  let h = 0x811c9dc5
-  const bytes = Buffer.from(`${salt}:${key}`, 'utf8')
+  return new StickyHash(salt).of(key)
+}
+
+const FNV_OFFSET = 0x811c9dc5
+const FNV_PRIME = 0x01000193
+
+/**
+ * {@link stickyUniform} with the salt hashed once: FNV-1a runs byte by byte, so the state after
+ * `salt + ":"` is kept and each key continues from it. Keys that are ASCII (the usual user ids)
+ * are hashed from their char codes without an encoding step; others through UTF-8 as before.
+ * The same value as stickyUniform(salt, key), bit for bit.
+ */
+export class StickyHash {
+  readonly #state: number
+
+  constructor (salt: string) {
+    this.#state = fnv(FNV_OFFSET, `${salt}:`)
+  }
+
+  /** u(salt, key) in [0, 1). */
+  of (key: string): number {
+    let h = fnv(this.#state, key)
+    // fmix32 from MurmurHash3: avalanche the FNV state.
+    h ^= h >>> 16
+    h = Math.imul(h, 0x85ebca6b)
+    h ^= h >>> 13
+    h = Math.imul(h, 0xc2b2ae35)
+    h ^= h >>> 16
+    return (h >>> 0) / 4294967296
+  }
+}
+
+/** FNV-1a over the UTF-8 bytes of `s`, continuing from state `h`. */
+function fnv (h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) return fnvBytes(h, Buffer.from(s.slice(i), 'utf8'))
+    h ^= c
+    h = Math.imul(h, FNV_PRIME)
+  }
+  return h
+}
+
+function fnvBytes (h: number, bytes: Uint8Array): number {
   for (let i = 0; i < bytes.length; i++) {
     h ^= bytes[i]!
-    h = Math.imul(h, 0x01000193)
+    h = Math.imul(h, FNV_PRIME)
   }
-  // fmix32 from MurmurHash3: avalanche the FNV state.
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return (h >>> 0) / 4294967296
+  return h
 }
 
 /** Where a shadow's sampling key comes from. */

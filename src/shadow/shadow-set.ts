@@ -7,7 +7,7 @@ import { MirrorJob, type MirrorJobSink } from './mirror-job.js'
 import type { ShadowCall } from './shadow-call.js'
 import { BodyTee } from './body-tee.js'
 import { LiveList } from './live-list.js'
-import { sampleKey, stickyUniform } from './sampler.js'
+import { sampleKey, StickyHash } from './sampler.js'
 import type { Backend } from '../upstream/backend.js'
 import type { BackendSet } from '../upstream/backend-set.js'
 import type { ShadowResult } from './shadow-call.js'
@@ -35,7 +35,7 @@ export class ShadowSet implements MirrorJobSink {
   #byName = new Map<string, ShadowRuntime>()
   #noise: ShadowRuntime | null = null
   #noiseRate = 0
-  #salt = ''
+  #hash = new StickyHash('')
   #captureLimit = 0
   readonly #metrics: Metrics
   readonly #consumer: JobConsumer
@@ -92,7 +92,7 @@ export class ShadowSet implements MirrorJobSink {
       ? new ShadowRuntime(noiseTargetConfig(config), config.compare, this.#metrics, { kind: 'noise', pool: NO_POOL, ownsPool: false, url: config.backends[config.primary]!.url })
       : null
     this.#noiseRate = noise.sampleRate
-    this.#salt = config.sampling.salt
+    this.#hash = new StickyHash(config.sampling.salt)
     let limit = 0
     for (const rt of next) limit = Math.max(limit, rt.compare.maxBodyBytes)
     this.#captureLimit = limit
@@ -141,7 +141,7 @@ export class ShadowSet implements MirrorJobSink {
       } else {
         const key = sampleKey(rt.sampleBy, req)
         if (key === undefined) continue // sticky mode: a request without the key is not mirrored
-        draw = stickyUniform(this.#salt, key)
+        draw = this.#hash.of(key)
       }
       if (draw >= entry.sampleRate) continue
       if (declared > rt.cfg.maxBodyBytes) { rt.skip('body_too_large'); continue }
