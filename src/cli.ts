@@ -14,6 +14,7 @@ import { OriginProbe, probeUpstreams } from './upstream/probe.js'
 import { configWarnings } from './config/schema.js'
 import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
+import { startDemoLlm } from './demo/llm-model-server.js'
 import { runReport } from './admin/report-cli.js'
 import { configReloadsCounter } from './metrics/metrics.js'
 
@@ -28,7 +29,8 @@ Options:
   -w, --workers N     run N proxy processes with node:cluster (overrides config "workers")
       --check         validate the config, print a summary, exit 0 (valid) or 2 (invalid)
       --demo          also start the built-in demo model servers on the primary's and the
-                      shadows' ports (npm start)
+                      shadows' ports (npm start); OpenAI-compatible streaming LLM servers
+                      when the config compares LLM answers (npm run start:llm)
   -h, --help          this help
   -v, --version       print the version
 
@@ -129,6 +131,7 @@ function summary (file: string, c: Config): string {
 }
 
 async function startDemo (config: Config, log: Logger): Promise<void> {
+  if (isLlmDemo(config)) return await startLlmDemo(config, log)
   const port = (url: string): number => Number(new URL(url).port || 80)
   const primaryUrl = config.backends[config.primary]!.url
   await startDemoModel(port(primaryUrl), { role: 'primary' })
@@ -143,6 +146,29 @@ async function startDemo (config: Config, log: Logger): Promise<void> {
   process.stderr.write(`penumbra demo: proxy http://${config.listen.host}:${config.listen.port}, admin http://${config.admin.host}:${config.admin.port}\n` +
     `  try: curl -s localhost:${config.listen.port}/v1/models/demo:predict -H 'content-type: application/json' -d '{"instances":[[5.1,3.5,1.4,0.2]]}'\n` +
     '  then: npm run demo:traffic\n')
+}
+
+/** The LLM demo (config/demo-llm.yaml): the shadows match `/v1/**` under an LLM-capable format. */
+function isLlmDemo (config: Config): boolean {
+  return config.shadows.length > 0 && config.shadows.every((s) => s.match.paths.includes('/v1/**')) && (config.compare.format === 'auto' || config.compare.format.startsWith('openai-'))
+}
+
+/** Demo OpenAI-compatible servers: the primary backend, and a candidate for each shadow. */
+async function startLlmDemo (config: Config, log: Logger): Promise<void> {
+  const port = (url: string): number => Number(new URL(url).port || 80)
+  const primaryUrl = config.backends[config.primary]!.url
+  await startDemoLlm(port(primaryUrl), { role: 'primary' })
+  const started = new Set([primaryUrl])
+  for (const s of config.shadows) {
+    const url = s.url ?? config.backends[s.backend!]!.url
+    if (started.has(url)) continue
+    started.add(url)
+    await startDemoLlm(port(url), { role: 'candidate' })
+  }
+  log.info({ primary: primaryUrl, candidates: [...started].slice(1) }, 'demo LLM servers started')
+  process.stderr.write(`penumbra LLM demo: proxy http://${config.listen.host}:${config.listen.port}, admin http://${config.admin.host}:${config.admin.port}\n` +
+    `  try: curl -sN localhost:${config.listen.port}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"Tell me about Paris"}]}'\n` +
+    '  then: npm run demo:traffic -- --llm\n')
 }
 
 function reloadFrom (file: string, log: Logger): Config | null {
