@@ -282,7 +282,8 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     const note = backend.setConfig(current)
     if (note !== null) log.warn(note)
     admin?.setAuth(next.admin)
-    void backend.ask('reload', next).then((answers) => {
+    // `current`, not `next`: the workers keep the --workers count (a token budget is split by it).
+    void backend.ask('reload', current).then((answers) => {
       const failed = answers.filter((a) => !a.ok).length
       if (failed > 0) log.error({ failed, workers: answers.length }, 'config reload did not reach every worker')
       else log.info({ workers: answers.length }, 'config reloaded in every worker')
