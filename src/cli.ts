@@ -123,7 +123,7 @@ function summary (file: string, c: Config): string {
   for (const [name, b] of Object.entries(c.backends)) lines.push(`    - ${name}: ${b.url} (timeout ${b.timeoutMs} ms, ${b.connections} connections)${name === c.primary ? ' [primary]' : ''}`)
   lines.push(`  shadows  ${c.shadows.length === 0 ? 'none' : ''}`)
   for (const s of c.shadows) {
-    lines.push(`    - ${s.name}: ${s.url ?? `backend ${s.backend!}`} sample ${s.sampleRate} by ${s.sampleBy}${s.enabled ? '' : ' (disabled)'}, ${s.match.methods.join('/')} ${s.match.paths.join(' ')}, timeout ${s.timeoutMs} ms, max ${s.maxConcurrency} in flight`)
+    lines.push(`    - ${s.name}: ${s.url ?? `backend ${s.backend!}`} sample ${s.sampleRate} by ${s.sampleBy}${s.enabled ? '' : ' (disabled)'}, ${s.match.methods.join('/')} ${s.match.paths.join(' ')}, timeout ${s.timeoutMs} ms, max ${s.maxConcurrency} in flight${s.llm.maxTokensPerMinute !== null ? `, ${s.llm.maxTokensPerMinute} tokens/min` : ''}${s.llm.stream === 'off' ? ', LLM stream off' : ''}`)
   }
   lines.push(`  compare  format ${c.compare.format}, tolerance abs ${c.compare.numeric.absTol} rel ${c.compare.numeric.relTol}, ${c.compare.ignore.length} ignore rules, noise ${c.compare.noise.enabled ? 'on' : 'off'}`)
   lines.push(`  log      ${c.log.level}${c.log.access ? ', access log on' : ''}`)

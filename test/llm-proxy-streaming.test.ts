@@ -13,6 +13,7 @@ import { metricValue } from './helpers/shadow-util.js'
 import type { Penumbra } from '../src/index.js'
 import { TokenBudget } from '../src/shadow/token-budget.js'
 import { LlmCopyPolicy } from '../src/shadow/llm-copy.js'
+import { ConfigError, validateConfig } from '../src/index.js'
 
 const ANSWER = 'The capital of France is Paris.'
 
@@ -232,4 +233,21 @@ test('TokenBudget rolls over with the minute; LlmCopyPolicy only parses bodies t
   const same = Buffer.from('{"messages":[]}')
   assert.equal(p.copy(same), same, 'unchanged without a stream key')
   assert.deepEqual(JSON.parse(p.copy(Buffer.from('{"stream":true,"stream_options":{"include_usage":true},"n":1}')).toString()), { stream: false, n: 1 })
+})
+
+test('the LLM keys are validated with their key paths; defaults as documented', () => {
+  try {
+    validateConfig({ primary: { url: 'http://127.0.0.1:1' }, llm: { mirrorStatefull: true }, shadows: [{ name: 'a', url: 'http://127.0.0.1:2', llm: { stream: 'no', maxTokensPerMinute: 0 } }] })
+    assert.fail('expected the config to be invalid')
+  } catch (err) {
+    assert.ok(err instanceof ConfigError)
+    assert.deepEqual(err.problems.sort(), [
+      'llm.mirrorStatefull: unknown key (did you mean `mirrorStateful`?)',
+      'shadows[0].llm.maxTokensPerMinute: must be >= 1',
+      'shadows[0].llm.stream: Invalid option: expected one of "keep"|"off"'
+    ])
+  }
+  const c = validateConfig({ primary: { url: 'http://127.0.0.1:1' }, shadows: [{ name: 'a', url: 'http://127.0.0.1:2' }] })
+  assert.deepEqual(c.llm, { mirrorStateful: false })
+  assert.deepEqual(c.shadows[0]!.llm, { maxTokensPerMinute: null, stream: 'keep' })
 })
