@@ -8,12 +8,17 @@ import assert from 'node:assert/strict'
 import { request } from 'undici'
 import OpenAI from 'openai'
 import { startFakeOpenAI } from './helpers/fake-openai.js'
-import { startPenumbra, urls, waitFor } from './helpers/servers.js'
+import { startPenumbra, testConfig, urls, waitFor } from './helpers/servers.js'
 import { metricValue } from './helpers/shadow-util.js'
 import type { Penumbra } from '../src/index.js'
 import { TokenBudget } from '../src/shadow/token-budget.js'
 import { LlmCopyPolicy } from '../src/shadow/llm-copy.js'
 import { ConfigError, validateConfig } from '../src/index.js'
+import { CompareStage } from '../src/compare/compare-stage.js'
+import { Metrics } from '../src/metrics/metrics.js'
+import { createLogger } from '../src/log/logger.js'
+import type { CapturedResponse } from '../src/compare/types.js'
+import type { JobRecord } from '../src/compare/job-record.js'
 
 const ANSWER = 'The capital of France is Paris.'
 
@@ -250,4 +255,31 @@ test('the LLM keys are validated with their key paths; defaults as documented', 
   const c = validateConfig({ primary: { url: 'http://127.0.0.1:1' }, shadows: [{ name: 'a', url: 'http://127.0.0.1:2' }] })
   assert.deepEqual(c.llm, { mirrorStateful: false })
   assert.deepEqual(c.shadows[0]!.llm, { maxTokensPerMinute: null, stream: 'keep' })
+})
+
+test('a job dropped by a full comparison queue still spends the shadow\'s reported tokens on its budget', async () => {
+  const config = testConfig({ primary: { url: 'http://127.0.0.1:1' }, compare: { maxPending: 1 }, shadows: [{ name: 'cand', url: 'http://127.0.0.1:2', llm: { maxTokensPerMinute: 1000 } }] })
+  const stage = new CompareStage(config, new Metrics({ version: 't', defaultMetrics: false }), createLogger({ level: 'silent' }))
+  const budget = new TokenBudget(1000)
+  const answer = (): CapturedResponse => {
+    const body = Buffer.from(JSON.stringify({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 7, completion_tokens: 3 } }))
+    return { status: 200, headers: { 'content-type': 'application/json' }, body, truncated: false, durationMs: 1 }
+  }
+  const job = (): JobRecord => ({
+    requestId: 'r',
+    method: 'POST',
+    url: '/v1/chat/completions',
+    requestHeaders: {},
+    requestBody: Buffer.from('{}'),
+    backend: 'primary',
+    primary: { response: answer(), error: null },
+    targets: [{ kind: 'shadow', name: 'cand', compare: config.compare, result: { outcome: 'ok', response: answer(), reason: null, durationMs: 1 }, budget }],
+    bytes: 0
+  })
+  stage.consume(job())
+  stage.consume(job()) // the queue holds one: dropped (queue_full), its 10 tokens spent anyway
+  assert.equal(stage.report('cand').dropped.queue_full, 1)
+  assert.equal(budget.spent(), 10)
+  await stage.close()
+  assert.equal(budget.spent(), 20, 'and the compared one')
 })

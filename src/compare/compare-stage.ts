@@ -111,6 +111,9 @@ export class CompareStage implements JobConsumer {
     const bytes = jobBytes(job)
     if (this.#queue.length + (this.#worker?.inflight ?? 0) >= this.#maxPending || (this.#pendingBytes + bytes > this.#maxPendingBytes && this.#queue.length > 0)) {
       for (const t of job.targets) if (t.kind === 'shadow') this.#drop(t.name, 'queue_full')
+      // Not compared, but what the shadow spent still counts against its budget: an overloaded
+      // stage is exactly when copies must not overspend.
+      this.#spendBudgets(job)
       return
     }
     job.bytes = bytes
@@ -373,6 +376,16 @@ export class CompareStage implements JobConsumer {
         const u = ss ?? (r.arrivals === undefined ? answerUsage(r, t.compare.maxBodyBytes) : null)
         if (u !== null) t.budget.spend((u.inputTokens ?? 0) + (u.outputTokens ?? 0))
       }
+    }
+  }
+
+  /** Each budgeted shadow's reported usage, spent on its budget (for a job that is not compared). */
+  #spendBudgets (job: JobRecord): void {
+    for (const t of job.targets) {
+      const r = t.result?.response
+      if (t.kind !== 'shadow' || r == null || t.budget == null) continue
+      const u = r.arrivals !== undefined ? streamStats(r, STREAM_STATS_MAX_BYTES) : answerUsage(r, t.compare.maxBodyBytes)
+      if (u !== null) t.budget.spend((u.inputTokens ?? 0) + (u.outputTokens ?? 0))
     }
   }
 
