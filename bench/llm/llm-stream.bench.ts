@@ -13,6 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Pool } from 'undici'
 import { freePort, spawnManaged, stopAll, waitForIpcReady, installCleanupHandlers } from '../lib/processes.js'
 import { waitForHttp } from '../lib/probe.js'
+import { cpuDelta, snapshotCpu } from '../lib/cpu.js'
 import { compareSchema } from '../../src/config/schema.js'
 import { Comparator, releasePrimaryCache } from '../../src/compare/comparator.js'
 import { streamStats } from '../../src/compare/llm/stream-timing.js'
@@ -38,6 +39,10 @@ export interface LlmStreamBenchResult {
   perRound: Array<{ direct: Quantiles, penumbra: Quantiles, mirrored: Quantiles }>
   /** Streams whose answer did not complete (errors), per target. */
   errors: { direct: number, penumbra: number, mirrored: number }
+  /** penumbra's process CPU per streamed answer, µs (median over rounds): steadier than latency on a shared machine. */
+  proxyCpuUsPerStream: { penumbra: number, mirrored: number }
+  /** % of the machine used by processes the bench did not start, median over the runs. */
+  foreignCpuPct: number
   /** Reassembly (both streams' timing replay) + comparison, µs per streamed answer. */
   cpuUs: { median: number, p99: number, iterations: number, reassemblyMedian: number }
   /** Mirrored streams penumbra compared (from its /metrics), to show they were not skipped. */
@@ -172,11 +177,18 @@ export async function runLlmStreamBench (opts: { quick?: boolean, connections?: 
     const all = { direct: [] as number[], penumbra: [] as number[], mirrored: [] as number[] }
     const errors = { direct: 0, penumbra: 0, mirrored: 0 }
     const perRound: LlmStreamBenchResult['perRound'] = []
+    const cpuPer = { penumbra: [] as number[], mirrored: [] as number[] }
+    const foreign: number[] = []
+    const ours = [process.pid, primary.pid, shadow.pid, p.pid]
     for (let r = 0; r < rounds; r++) {
       const order = [...targets.slice(r % 3), ...targets.slice(0, r % 3)]
       const got: Partial<Record<'direct' | 'penumbra' | 'mirrored', Quantiles>> = {}
       for (const t of order) {
+        const before = snapshotCpu(p.pid, ours)
         const res = await load(t.origin, t.path, connections, durationS)
+        const cpu = cpuDelta(before, snapshotCpu(p.pid, ours))
+        if (Number.isFinite(cpu.foreignPct)) foreign.push(cpu.foreignPct)
+        if (t.id !== 'direct' && res.ttft.length > 0) cpuPer[t.id].push(cpu.targetS * 1e6 / res.ttft.length)
         all[t.id].push(...res.ttft)
         errors[t.id] += res.errors
         got[t.id] = quantiles(res.ttft)
@@ -203,6 +215,8 @@ export async function runLlmStreamBench (opts: { quick?: boolean, connections?: 
       addedMs: { penumbra: { p50: added('penumbra', 'p50'), p99: added('penumbra', 'p99') }, mirrored: { p50: added('mirrored', 'p50'), p99: added('mirrored', 'p99') } },
       perRound,
       errors,
+      proxyCpuUsPerStream: { penumbra: Math.round(median(cpuPer.penumbra)), mirrored: Math.round(median(cpuPer.mirrored)) },
+      foreignCpuPct: foreign.length > 0 ? Math.round(median(foreign)) : NaN,
       cpuUs,
       mirroredCompared,
       loadAverage
@@ -234,6 +248,8 @@ export function renderLlmStreamBench (r: LlmStreamBenchResult): string {
     '',
     `Targets (issue #16): added p50 ≤ 1 ms: ${ok(r.addedMs.mirrored.p50, 1)} (mirrored ${r.addedMs.mirrored.p50} ms, plain ${r.addedMs.penumbra.p50} ms); ` +
       `added p99 ≤ 3 ms: ${ok(r.addedMs.mirrored.p99, 3)} (mirrored ${r.addedMs.mirrored.p99} ms, plain ${r.addedMs.penumbra.p99} ms).`,
+    `penumbra's CPU per streamed answer: ${r.proxyCpuUsPerStream.penumbra} µs plain, ${r.proxyCpuUsPerStream.mirrored} µs mirrored and compared (process CPU / streams, median over rounds; ` +
+      `processes the bench did not start used a median ${r.foreignCpuPct}% of the machine during the runs).`,
     `Incomplete streams: direct ${r.errors.direct}, penumbra ${r.errors.penumbra}, mirrored ${r.errors.mirrored}. Mirrored streams compared by penumbra: ${r.mirroredCompared ?? 'unknown'}.`,
     '',
     `Reassembly and comparison CPU per streamed answer (both captures replayed for their timing, then assembled and compared; ${r.cpuUs.iterations} iterations): ` +
