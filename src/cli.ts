@@ -168,7 +168,7 @@ async function startLlmDemo (config: Config, log: Logger): Promise<void> {
   log.info({ primary: primaryUrl, candidates: [...started].slice(1) }, 'demo LLM servers started')
   process.stderr.write(`penumbra LLM demo: proxy http://${config.listen.host}:${config.listen.port}, admin http://${config.admin.host}:${config.admin.port}\n` +
     `  try: curl -sN localhost:${config.listen.port}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"Tell me about Paris"}]}'\n` +
-    '  then: npm run demo:traffic -- --llm\n')
+    '  then: npm run demo:traffic:llm\n')
 }
 
 function reloadFrom (file: string, log: Logger): Config | null {
