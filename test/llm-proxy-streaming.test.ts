@@ -17,7 +17,9 @@ import { ConfigError, validateConfig } from '../src/index.js'
 import { CompareStage } from '../src/compare/compare-stage.js'
 import { Metrics } from '../src/metrics/metrics.js'
 import { createLogger } from '../src/log/logger.js'
-import type { CapturedResponse } from '../src/compare/types.js'
+import type { CapturedResponse, CompareJob } from '../src/compare/types.js'
+import { Comparator, releasePrimaryCache } from '../src/compare/comparator.js'
+import { streamStats } from '../src/compare/llm/stream-timing.js'
 import type { JobRecord } from '../src/compare/job-record.js'
 
 const ANSWER = 'The capital of France is Paris.'
@@ -282,4 +284,44 @@ test('a job dropped by a full comparison queue still spends the shadow\'s report
   assert.equal(budget.spent(), 10)
   await stage.close()
   assert.equal(budget.spent(), 20, 'and the compared one')
+})
+
+test('a stream assembled for its timing is not assembled again by the comparator: same results as assembling it there', { timeout: 30_000 }, async (t) => {
+  const fake = await startFakeOpenAI({ answer: { content: 'Sunny, 21 degrees.' } })
+  t.after(() => fake.close())
+  const capture = async (path: string, body: object, answer: Parameters<typeof startFakeOpenAI>[0]): Promise<CapturedResponse> => {
+    fake.behaviour = answer!
+    const res = await request(`${fake.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+    const bytes = Buffer.from(await res.body.arrayBuffer())
+    return { status: res.statusCode, headers: res.headers, body: bytes, truncated: false, durationMs: 5, arrivals: [0, 1] }
+  }
+  const tools = [{ name: 'get_weather', arguments: '{"city":"Paris","unit":"c"}' }]
+  const cases: Array<[string, object, NonNullable<Parameters<typeof startFakeOpenAI>[0]>, NonNullable<Parameters<typeof startFakeOpenAI>[0]>]> = [
+    ['/v1/chat/completions', { stream: true, stream_options: { include_usage: true } }, { answer: { content: 'Sunny, 21 degrees.' } }, { answer: { content: 'Rainy, 12 degrees today.' } }],
+    ['/v1/chat/completions', { stream: true }, { answer: { content: null, toolCalls: tools } }, { answer: { content: null, toolCalls: [{ name: 'get_weather', arguments: '{"unit":"f","city":"Paris"}' }] } }],
+    ['/v1/responses', { stream: true }, { answer: { content: 'Hello.' } }, { answer: { content: 'Hello.', finishReason: 'length' } }]
+  ]
+  const comparator = new Comparator(testConfig({ primary: { url: 'http://127.0.0.1:1' } }).compare)
+  for (const [path, body, pa, sa] of cases) {
+    const p = await capture(path, body, pa)
+    const s = await capture(path, body, sa)
+    // The same bytes each time, in fresh objects.
+    const job = async (): Promise<CompareJob> => ({ shadow: 's', requestId: 'r', method: 'POST', url: path, requestHeaders: {}, requestBody: Buffer.from(JSON.stringify(body)), primary: { ...p, body: Buffer.from(p.body) }, shadowResponse: { ...s, body: Buffer.from(s.body) } })
+    const plain = await job()
+    const expected = comparator.compare(plain)
+    releasePrimaryCache()
+    const timed = await job()
+    assert.ok(streamStats(timed.primary, 1 << 24) !== null && streamStats(timed.shadowResponse, 1 << 24) !== null)
+    assert.ok(timed.primary.assembled !== undefined && timed.shadowResponse.assembled !== undefined, 'kept')
+    const got = comparator.compare(timed)
+    releasePrimaryCache()
+    assert.deepEqual(got, expected, path)
+  }
+  // And it is what the comparator uses: a doctored assembly (two captures of the same answer) shows it.
+  const [path, body, pa] = cases[0]!
+  const doctored: CompareJob = { shadow: 's', requestId: 'r', method: 'POST', url: path, requestHeaders: {}, requestBody: null, primary: await capture(path, body, pa), shadowResponse: await capture(path, body, pa) }
+  streamStats(doctored.shadowResponse, 1 << 24)
+  ;(doctored.shadowResponse.assembled!.body as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content = 'something else entirely, not at all similar'
+  assert.equal(comparator.compare(doctored).outcome, 'mismatch')
+  releasePrimaryCache()
 })

@@ -252,7 +252,7 @@ export function renderLlmStreamBench (r: LlmStreamBenchResult): string {
       `processes the bench did not start used a median ${r.foreignCpuPct}% of the machine during the runs).`,
     `Incomplete streams: direct ${r.errors.direct}, penumbra ${r.errors.penumbra}, mirrored ${r.errors.mirrored}. Mirrored streams compared by penumbra: ${r.mirroredCompared ?? 'unknown'}.`,
     '',
-    `Reassembly and comparison CPU per streamed answer (both captures replayed for their timing, then assembled and compared; ${r.cpuUs.iterations} iterations): ` +
+    `Reassembly and comparison CPU per streamed answer (both captures replayed for their timing, which assembles them, then compared; ${r.cpuUs.iterations} iterations): ` +
       `median ${r.cpuUs.median} µs, p99 ${r.cpuUs.p99} µs (of which the timing replay of both streams: median ${r.cpuUs.reassemblyMedian} µs).`,
     ''
   ].join('\n')

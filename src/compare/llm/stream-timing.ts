@@ -17,7 +17,8 @@ export interface StreamStats {
 /**
  * Replays a captured event stream through the assembler chunk by chunk, with the clock reading
  * each chunk's arrival time, so time to first token is what the client would have seen. Null
- * for a response that is not a complete event stream.
+ * for a response that is not a complete event stream. A complete stream of at most `maxBytes`
+ * keeps its assembled answer on `res.assembled`, so the comparison does not assemble it again.
  */
 export function streamStats (res: CapturedResponse, maxBytes: number): StreamStats | null {
   const arrivals = res.arrivals
@@ -32,6 +33,8 @@ export function streamStats (res: CapturedResponse, maxBytes: number): StreamSta
   }
   const r = asm.finish()
   if (!r.ok) return null
+  // Kept for the comparator (see `assembled`), unless the stream is larger than a comparison takes.
+  if (res.body.length <= maxBytes) res.assembled = { api: r.api, body: r.body }
   const answer = normaliseAnswer(r.api, r.body)
   const input = answer?.usage?.input_tokens ?? null
   const output = answer?.usage?.output_tokens ?? null
