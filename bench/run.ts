@@ -345,6 +345,18 @@ async function main (): Promise<number> {
   log('comparator micro-bench...')
   const compareBench = await runCompareMicroBench(opts.quick ? 5000 : undefined)
 
+  // 6. The LLM streaming scenario (issue #16, bench/llm/): its own processes, after the others.
+  let llmSection = ''
+  if (opts.only.length === 0 && opts.skip.length === 0) {
+    log('LLM streaming scenario...')
+    try {
+      const llm = await import(pathToFileURL(join(HERE, 'llm', 'llm-stream.bench.js')).href) as typeof import('./llm/llm-stream.bench.js')
+      llmSection = '\n' + llm.renderLlmStreamBench(await llm.runLlmStreamBench({ quick: opts.quick, log }))
+    } catch (err) {
+      llmSection = `\n## LLM streaming (issue #16)\n\nSkipped: ${(err as Error).message}\n`
+    }
+  }
+
   const scenarios = SCENARIOS.filter((s) => results.has(s.id)).map((s) => results.get(s.id)!)
   if (opts.modelDelay === 0) notes.push('The primary model server answers immediately (--model-delay 0), so every scenario is CPU-bound on the shared cores: req/s ratios measure proxy CPU cost per request.')
   notes.push('Latency targets use the µs-resolution percentiles; autocannon\'s own p50/p99 are whole milliseconds, so at ~1–3 ms a one-step change is already 33–100%.')
@@ -375,7 +387,7 @@ async function main (): Promise<number> {
   }
   const outDir = opts.outDir ?? join(ROOT, 'bench', 'results')
   mkdirSync(outDir, { recursive: true })
-  const md = renderMarkdown(report)
+  const md = renderMarkdown(report) + llmSection
   writeFileSync(join(outDir, 'latest.md'), md)
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
   // A default run publishes its results as docs/benchmarks.md (README links it).

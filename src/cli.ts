@@ -14,6 +14,7 @@ import { OriginProbe, probeUpstreams } from './upstream/probe.js'
 import { configWarnings } from './config/schema.js'
 import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
+import { startDemoLlm } from './demo/llm-model-server.js'
 import { runReport } from './admin/report-cli.js'
 import { configReloadsCounter } from './metrics/metrics.js'
 
@@ -29,7 +30,8 @@ Options:
   -w, --workers N     run N proxy processes with node:cluster (overrides config "workers")
       --check         validate the config, print a summary, exit 0 (valid) or 2 (invalid)
       --demo          also start the built-in demo model servers on the primary's and the
-                      shadows' ports (npm start)
+                      shadows' ports (npm start); OpenAI-compatible streaming LLM servers
+                      when the config compares LLM answers (npm run start:llm)
   -h, --help          this help
   -v, --version       print the version
 
@@ -125,7 +127,7 @@ function summary (file: string, c: Config): string {
   for (const [name, b] of Object.entries(c.backends)) lines.push(`    - ${name}: ${b.url} (timeout ${b.timeoutMs} ms, ${b.connections} connections)${name === c.primary ? ' [primary]' : ''}`)
   lines.push(`  shadows  ${c.shadows.length === 0 ? 'none' : ''}`)
   for (const s of c.shadows) {
-    lines.push(`    - ${s.name}: ${s.url ?? `backend ${s.backend!}`} sample ${s.sampleRate} by ${s.sampleBy}${s.enabled ? '' : ' (disabled)'}, ${s.match.methods.join('/')} ${s.match.paths.join(' ')}, timeout ${s.timeoutMs} ms, max ${s.maxConcurrency} in flight`)
+    lines.push(`    - ${s.name}: ${s.url ?? `backend ${s.backend!}`} sample ${s.sampleRate} by ${s.sampleBy}${s.enabled ? '' : ' (disabled)'}, ${s.match.methods.join('/')} ${s.match.paths.join(' ')}, timeout ${s.timeoutMs} ms, max ${s.maxConcurrency} in flight${s.llm.maxTokensPerMinute !== null ? `, ${s.llm.maxTokensPerMinute} tokens/min` : ''}${s.llm.stream === 'off' ? ', LLM stream off' : ''}`)
   }
   lines.push(`  compare  format ${c.compare.format}, tolerance abs ${c.compare.numeric.absTol} rel ${c.compare.numeric.relTol}, ${c.compare.ignore.length} ignore rules, noise ${c.compare.noise.enabled ? 'on' : 'off'}`)
   lines.push(`  log      ${c.log.level}${c.log.access ? ', access log on' : ''}`)
@@ -133,6 +135,7 @@ function summary (file: string, c: Config): string {
 }
 
 async function startDemo (config: Config, log: Logger): Promise<void> {
+  if (isLlmDemo(config)) return await startLlmDemo(config, log)
   const port = (url: string): number => Number(new URL(url).port || 80)
   const primaryUrl = config.backends[config.primary]!.url
   await startDemoModel(port(primaryUrl), { role: 'primary' })
@@ -154,6 +157,29 @@ async function startDemo (config: Config, log: Logger): Promise<void> {
   process.stderr.write(`penumbra demo: proxy http://${config.listen.host}:${config.listen.port}, admin http://${config.admin.host}:${config.admin.port}\n` +
     `  try: curl -s localhost:${config.listen.port}/v1/models/demo:predict -H 'content-type: application/json' -d '{"instances":[[5.1,3.5,1.4,0.2]]}'\n` +
     '  then: npm run demo:traffic\n')
+}
+
+/** The LLM demo (config/demo-llm.yaml): the shadows match `/v1/**` under an LLM-capable format. */
+function isLlmDemo (config: Config): boolean {
+  return config.shadows.length > 0 && config.shadows.every((s) => s.match.paths.includes('/v1/**')) && (config.compare.format === 'auto' || config.compare.format.startsWith('openai-'))
+}
+
+/** Demo OpenAI-compatible servers: the primary backend, and a candidate for each shadow. */
+async function startLlmDemo (config: Config, log: Logger): Promise<void> {
+  const port = (url: string): number => Number(new URL(url).port || 80)
+  const primaryUrl = config.backends[config.primary]!.url
+  await startDemoLlm(port(primaryUrl), { role: 'primary' })
+  const started = new Set([primaryUrl])
+  for (const s of config.shadows) {
+    const url = s.url ?? config.backends[s.backend!]!.url
+    if (started.has(url)) continue
+    started.add(url)
+    await startDemoLlm(port(url), { role: 'candidate' })
+  }
+  log.info({ primary: primaryUrl, candidates: [...started].slice(1) }, 'demo LLM servers started')
+  process.stderr.write(`penumbra LLM demo: proxy http://${config.listen.host}:${config.listen.port}, admin http://${config.admin.host}:${config.admin.port}\n` +
+    `  try: curl -sN localhost:${config.listen.port}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"Tell me about Paris"}]}'\n` +
+    '  then: npm run demo:traffic:llm\n')
 }
 
 function reloadFrom (file: string, log: Logger): Config | null {
@@ -267,7 +293,8 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     const note = backend.setConfig(current)
     if (note !== null) log.warn(note)
     admin?.setAuth(next.admin)
-    void backend.ask('reload', next).then((answers) => {
+    // `current`, not `next`: the workers keep the --workers count (a token budget is split by it).
+    void backend.ask('reload', current).then((answers) => {
       const failed = answers.filter((a) => !a.ok).length
       if (failed > 0) log.error({ failed, workers: answers.length }, 'config reload did not reach every worker')
       else log.info({ workers: answers.length }, 'config reloaded in every worker')

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mergeCompareConfig } from '../src/compare/merge-config.js'
 import { MAX_PATH_LABEL_LENGTH, PathLimiter } from '../src/compare/path-limiter.js'
-import { similarAtLeast, textSimilarity, tokenJaccard } from '../src/compare/text-similarity.js'
+import { levenshteinWithin, similarAtLeast, textSimilarity, tokenJaccard } from '../src/compare/text-similarity.js'
 import { compareSchema } from '../src/config/schema.js'
 
 test('path limiter: first 100 distinct paths per shadow, then "other"', () => {
@@ -72,4 +72,31 @@ test('text similarity: normalised Levenshtein ratio, banded check agrees with th
     assert.equal(similarAtLeast(x, y, t), textSimilarity(x, y) >= t - 1e-12, `${x} | ${y} @ ${t}`)
   }
   assert.equal(tokenJaccard('a b c', 'b c d'), 0.5)
+})
+
+test('levenshteinWithin with a shared prefix and suffix equals the full dynamic programme (random strings)', () => {
+  const naive = (a: string, b: string): number => {
+    let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+    for (let i = 1; i <= a.length; i++) {
+      const cur = [i]
+      for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      prev = cur
+    }
+    return prev[b.length]!
+  }
+  let seed = 7
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+  const word = (n: number): string => Array.from({ length: n }, () => 'abc '[rnd(4)]).join('')
+  for (let i = 0; i < 400; i++) {
+    const pre = word(rnd(12))
+    const suf = word(rnd(12))
+    const a = pre + word(rnd(10)) + suf
+    const b = (rnd(3) === 0 ? pre.slice(1) : pre) + word(rnd(10)) + suf
+    const d = naive(a, b)
+    const k = rnd(8)
+    const got = levenshteinWithin(a, b, k)
+    if (d <= k) assert.equal(got, d, `${a} | ${b} k=${k}`)
+    else assert.ok(got > k, `${a} | ${b} k=${k}: ${got}`)
+    assert.equal(levenshteinWithin(a, b, Math.max(a.length, b.length)), d)
+  }
 })

@@ -127,6 +127,14 @@ export class AdminServer {
         }
         case '/report':
           return json(res, 200, await b.report())
+        case '/report/llm': {
+          // The report's LLM sections (issue #16; the status page's LLM view): 404 while no
+          // shadow saw an LLM answer.
+          const r = await b.report() as { generatedAt?: string, shadows?: Array<{ shadow: string, llm: Record<string, unknown> | null }> }
+          const shadows = (r.shadows ?? []).filter((s) => s.llm !== null).map((s) => ({ shadow: s.shadow, ...s.llm }))
+          if (shadows.length === 0) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'no shadow has seen an LLM answer yet')
+          return json(res, 200, { generatedAt: r.generatedAt, shadows })
+        }
         case '/noise':
           return json(res, 200, await b.noise())
         case '/backends':

@@ -90,6 +90,12 @@ export function mergeReports (parts: ProcessReport[], extra: Record<string, unkn
         c.error += s.view.counters.error
         c.timeout += s.view.counters.timeout
         for (const k of Object.keys(c.skipped) as Array<keyof typeof c.skipped>) c.skipped[k] += s.view.counters.skipped[k]
+        const b = m.view.llm?.budget
+        if (b != null && s.view.llm?.budget != null) {
+          // Each worker holds its share of the budget: the cluster's is their sum.
+          b.tokensPerMinute += s.view.llm.budget.tokensPerMinute
+          b.spentThisMinute += s.view.llm.budget.spentThisMinute
+        }
       }
       m.report.absorb(s.data)
     }

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
+import { renderLlm, type LlmSectionJson } from './report-cli-llm.js'
 import { ConfigError, loadConfigFile } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { analyseExperiment } from '../experiments/analysis.js'
@@ -18,6 +19,7 @@ interface ShadowReportJson {
   disagreement: { requests: Interval, instances: Interval }
   topPaths: Array<{ path: string, count: number }>
   latencyMs: { primary: { p50: number | null, p99: number | null }, shadow: { p50: number | null, p99: number | null } }
+  llm?: LlmSectionJson | null
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`
@@ -46,6 +48,7 @@ export function renderReport (report: { generatedAt: string, shadows: ShadowRepo
       `  latency p50/p99     primary ${ms(s.latencyMs.primary.p50)} / ${ms(s.latencyMs.primary.p99)}, shadow ${ms(s.latencyMs.shadow.p50)} / ${ms(s.latencyMs.shadow.p99)}`,
       '  top differing paths' + (s.topPaths.length === 0 ? ' none' : ''))
     for (const p of s.topPaths) out.push(`    ${String(p.count).padStart(8)}  ${p.path}`)
+    if (s.llm != null) out.push(...renderLlm(s.shadow, s.llm))
   }
   return out.join('\n') + '\n'
 }

@@ -7,6 +7,7 @@
 // Same constraints as the page's script: plain ES5, no template literals, no backslash escapes.
 
 import { EXPERIMENTS_VIEW } from './status-view-experiments.js'
+import { llmStatusView } from './status-view-llm.js'
 
 /** One view: its CSS (appended to the page's) and its script. */
 export interface StatusView {
@@ -16,5 +17,6 @@ export interface StatusView {
 
 /** The views, in page order. */
 export const STATUS_VIEWS: readonly StatusView[] = [
+  llmStatusView,
   EXPERIMENTS_VIEW
 ]

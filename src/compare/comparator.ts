@@ -237,7 +237,14 @@ export function releasePrimaryCache (): void {
 
 /** JSON, or an event stream assembled to the equivalent JSON body. */
 function decodeResponse (res: CapturedResponse, maxBytes: number, streamApi: LlmApi | 'auto'): DecodedBody {
-  return isEventStream(res.headers) ? decodeEventStream(res, streamApi, maxBytes) : decodeBody(res, maxBytes)
+  if (!isEventStream(res.headers)) return decodeBody(res, maxBytes)
+  // Assembled already when its timing was measured: the same bytes give the same answer, as long
+  // as they were not content-coded, fit this comparison's limit and are of the API asked for.
+  const a = res.assembled
+  if (a !== undefined && !res.truncated && res.body.length <= maxBytes && (streamApi === 'auto' || streamApi === a.api) && headerValue(res.headers, 'content-encoding') === undefined) {
+    return { ok: true, value: a.body }
+  }
+  return decodeEventStream(res, streamApi, maxBytes)
 }
 
 function sameBytes (p: CapturedResponse, s: CapturedResponse): boolean {

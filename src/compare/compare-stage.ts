@@ -10,7 +10,7 @@ import type { CapturedResponse, CompareJob, CompareResult } from './types.js'
 import { CompareWorker, toWire, type ThreadItem } from './compare-worker.js'
 import type { CompareTarget, JobConsumer, JobRecord } from './job-record.js'
 import { ShadowReport, type ComparisonOutcome } from './shadow-report.js'
-import { streamStats } from './llm/stream-timing.js'
+import { answerUsage, streamStats, type StreamStats } from './llm/stream-timing.js'
 
 /**
  * Time one drain of the queue may take before yielding to the event loop again. A client request
@@ -111,6 +111,9 @@ export class CompareStage implements JobConsumer {
     const bytes = jobBytes(job)
     if (this.#queue.length + (this.#worker?.inflight ?? 0) >= this.#maxPending || (this.#pendingBytes + bytes > this.#maxPendingBytes && this.#queue.length > 0)) {
       for (const t of job.targets) if (t.kind === 'shadow') this.#drop(t.name, 'queue_full')
+      // Not compared, but what the shadow spent still counts against its budget: an overloaded
+      // stage is exactly when copies must not overspend.
+      this.#spendBudgets(job)
       return
     }
     job.bytes = bytes
@@ -324,7 +327,10 @@ export class CompareStage implements JobConsumer {
       r.instanceDisagreements += inst.disagreements
     }
     for (const d of inst.scoreDeltas) m.scoreDelta.observe({ shadow }, d)
-    if (res.llm !== undefined) m.recordLlmAgreement(shadow, res.llm)
+    if (res.llm !== undefined) {
+      m.recordLlmAgreement(shadow, res.llm)
+      r.llm.recordComparison(res.llm)
+    }
 
     // One count per path per request (a batch of 32 differing labels is one path, counted once).
     const seen = new Set<string>()
@@ -355,26 +361,44 @@ export class CompareStage implements JobConsumer {
 
   /**
    * Streamed LLM answers of a job: time to first token, time per output token and tokens, per
-   * upstream (the serving backend, each shadow), from the capture's chunk arrival times.
+   * upstream (the serving backend, each shadow), from the capture's chunk arrival times; the
+   * report's side-by-side time to first token; and each budgeted shadow's reported usage.
    */
   #recordStreams (job: JobRecord): void {
     const p = job.primary.response
-    if (p?.arrivals !== undefined) this.#streamMetrics(job.backend, p)
+    const ps = p?.arrivals !== undefined ? this.#streamMetrics(job.backend, p) : null
     for (const t of job.targets) {
       const r = t.result?.response
-      if (t.kind === 'shadow' && r?.arrivals !== undefined) this.#streamMetrics(t.name, r)
+      if (t.kind !== 'shadow' || r == null) continue
+      const ss = r.arrivals !== undefined ? this.#streamMetrics(t.name, r) : null
+      if (ps !== null && ss !== null) this.report(t.name).llm.recordTiming(ps, ss)
+      if (t.budget != null) {
+        const u = ss ?? (r.arrivals === undefined ? answerUsage(r, t.compare.maxBodyBytes) : null)
+        if (u !== null) t.budget.spend((u.inputTokens ?? 0) + (u.outputTokens ?? 0))
+      }
     }
   }
 
-  #streamMetrics (upstream: string, res: CapturedResponse): void {
+  /** Each budgeted shadow's reported usage, spent on its budget (for a job that is not compared). */
+  #spendBudgets (job: JobRecord): void {
+    for (const t of job.targets) {
+      const r = t.result?.response
+      if (t.kind !== 'shadow' || r == null || t.budget == null) continue
+      const u = r.arrivals !== undefined ? streamStats(r, STREAM_STATS_MAX_BYTES) : answerUsage(r, t.compare.maxBodyBytes)
+      if (u !== null) t.budget.spend((u.inputTokens ?? 0) + (u.outputTokens ?? 0))
+    }
+  }
+
+  #streamMetrics (upstream: string, res: CapturedResponse): StreamStats | null {
     const s = streamStats(res, STREAM_STATS_MAX_BYTES)
-    if (s === null) return
+    if (s === null) return null
     const m = this.#metrics
     if (s.timeToFirstTokenMs !== null) m.llmTimeToFirstToken.observe({ upstream }, s.timeToFirstTokenMs / 1000)
     if (s.timePerOutputTokenMs !== null) m.llmTimePerOutputToken.observe({ upstream }, s.timePerOutputTokenMs / 1000)
     if (s.inputTokens === null && s.outputTokens === null) m.llmTokens.inc({ upstream, kind: 'unknown' })
     if (s.inputTokens !== null) m.llmTokens.inc({ upstream, kind: 'input' }, s.inputTokens)
     if (s.outputTokens !== null) m.llmTokens.inc({ upstream, kind: 'output' }, s.outputTokens)
+    return s
   }
 
   /** Waits for the comparisons at the thread (until `deadline`, epoch ms), then closes the store. */

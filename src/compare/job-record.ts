@@ -29,6 +29,8 @@ export interface CompareTarget {
   compare: CompareConfig
   /** The call's result; undefined when it was never sent (body too large, upload failed). */
   result: CallResult | undefined
+  /** The shadow's token budget (`llm.maxTokensPerMinute`): its answers' reported usage is spent on it. */
+  budget?: { spend (tokens: number): void } | null
 }
 
 /**

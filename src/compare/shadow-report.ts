@@ -1,12 +1,15 @@
 import { LatencyHistogram } from '../stats/latency-histogram.js'
 import { wilson } from '../analysis/wilson.js'
 import { COMPARISON_OUTCOMES } from '../metrics/metrics.js'
-import type { ShadowCounters, ShadowState } from '../shadow/shadow-runtime.js'
+import type { ShadowCounters, ShadowLlmView, ShadowState } from '../shadow/shadow-runtime.js'
+import { LlmReport, type LlmReportData } from './llm/llm-report.js'
 
 /** What the report shows of a shadow's runtime state and request counters. */
 export interface ShadowView {
   state: ShadowState
   counters: ShadowCounters
+  /** LLM settings and budget (issue #16). */
+  llm?: ShadowLlmView
 }
 
 /** A report's accumulated numbers, as sent between cluster workers and the primary. */
@@ -18,6 +21,7 @@ export interface ShadowReportData {
   paths: Array<[string, number]>
   primaryLatency: number[]
   shadowLatency: number[]
+  llm: LlmReportData
 }
 
 /** Comparison outcomes (`penumbra_comparisons_total{outcome}`). */
@@ -38,6 +42,8 @@ export class ShadowReport {
   readonly paths = new Map<string, number>()
   readonly primaryLatency = new LatencyHistogram()
   readonly shadowLatency = new LatencyHistogram()
+  /** LLM agreement kinds, time to first token and tokens (issue #16). */
+  readonly llm = new LlmReport()
 
   countPath (path: string): void {
     const n = this.paths.get(path)
@@ -54,7 +60,8 @@ export class ShadowReport {
       instanceDisagreements: this.instanceDisagreements,
       paths: [...this.paths.entries()],
       primaryLatency: this.primaryLatency.toJSON(),
-      shadowLatency: this.shadowLatency.toJSON()
+      shadowLatency: this.shadowLatency.toJSON(),
+      llm: this.llm.data()
     }
   }
 
@@ -67,6 +74,7 @@ export class ShadowReport {
     for (const [path, n] of d.paths) this.paths.set(path, (this.paths.get(path) ?? 0) + n)
     this.primaryLatency.merge(d.primaryLatency)
     this.shadowLatency.merge(d.shadowLatency)
+    if (d.llm !== undefined) this.llm.absorb(d.llm)
   }
 
   /** The JSON of `GET /report` for this shadow. */
@@ -96,7 +104,9 @@ export class ShadowReport {
         samples: this.primaryLatency.count,
         primary: { p50: ms(this.primaryLatency, 0.5), p99: ms(this.primaryLatency, 0.99) },
         shadow: { p50: ms(this.shadowLatency, 0.5), p99: ms(this.shadowLatency, 0.99) }
-      }
+      },
+      // Only for shadows that saw LLM answers; `settings` (stream mode, budget) with it.
+      llm: this.llm.empty ? null : { ...this.llm.toJSON(rt?.llm), settings: rt?.llm ?? null }
     }
   }
 }

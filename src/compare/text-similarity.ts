@@ -58,6 +58,15 @@ let rowB = new Int32Array(256)
  * Only cells within `k` of the diagonal are computed (Ukkonen's band).
  */
 export function levenshteinWithin (a: string, b: string, k: number): number {
+  // A common prefix and suffix do not change the distance: two answers that differ in a few
+  // words (the usual case for LLM answers) leave only the differing middle to the band.
+  let start = 0
+  const shortest = Math.min(a.length, b.length)
+  while (start < shortest && a.charCodeAt(start) === b.charCodeAt(start)) start++
+  let endA = a.length
+  let endB = b.length
+  while (endA > start && endB > start && a.charCodeAt(endA - 1) === b.charCodeAt(endB - 1)) { endA--; endB-- }
+  if (start > 0 || endA < a.length || endB < b.length) { a = a.slice(start, endA); b = b.slice(start, endB) }
   // Columns over the shorter string keep the rows short.
   if (a.length > b.length) { const t = a; a = b; b = t }
   const n = a.length

@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { LlmComparison } from './llm/agreement.js'
+import type { LlmApi } from './llm/answer.js'
+import type { JsonObject } from './formats/format.js'
 
 /** A response as captured for comparison: status, headers and a bounded copy of the body. */
 export interface CapturedResponse {
@@ -16,6 +18,11 @@ export interface CapturedResponse {
    * ...], so an LLM answer's time to first token can be measured after the fact.
    */
   arrivals?: number[]
+  /**
+   * An event stream already assembled (by the comparison stage replaying it for its timing,
+   * `timeStream`): the comparator uses it instead of assembling the same bytes again.
+   */
+  assembled?: { api: LlmApi, body: JsonObject }
 }
 
 /** One comparison job: the request that was mirrored and both responses. */

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { overridable } from './overridable.js'
 import { compilePathGlob } from '../shadow/sampler.js'
+import { llmSchema, shadowLlmSchema } from './llm-schema.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -183,7 +184,9 @@ const shadow = z.strictObject({
     path: z.strictObject({ from: regexString, to: z.string() }).optional(),
     json: z.record(jsonPointer, z.unknown()).optional()
   }).optional(),
-  compare: compareOverride.optional()
+  compare: compareOverride.optional(),
+  /** LLM shadow safety (issue #16, src/config/llm-schema.ts). */
+  llm: shadowLlmSchema.prefault({})
 })
 
 const nameRe = /^[a-z0-9_-]{1,32}$/
@@ -299,6 +302,8 @@ export const configSchema = z.strictObject({
     redact: z.array(z.string()).default([])
   }).prefault({}),
   shutdown: z.strictObject({ timeoutMs: positiveMs.default(10_000) }).prefault({}),
+  /** LLM endpoints (issue #16, src/config/llm-schema.ts); after `log`, which a typo like `lgo` means. */
+  llm: llmSchema.prefault({}),
   workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1)
 }).superRefine((cfg, ctx) => {
   const legacy = typeof cfg.primary === 'object'

@@ -25,7 +25,7 @@ export const TPOT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'])
 
 /** Reasons of `penumbra_shadow_skipped_total`. */
-export const SKIP_REASONS = ['concurrency', 'body_too_large', 'not_matched', 'disabled', 'response_too_large', 'rewrite_failed'] as const
+export const SKIP_REASONS = ['concurrency', 'body_too_large', 'not_matched', 'disabled', 'response_too_large', 'rewrite_failed', 'stateful', 'budget'] as const
 /** Outcomes of `penumbra_comparisons_total`. */
 export const COMPARISON_OUTCOMES = ['match', 'mismatch', 'shadow_error', 'shadow_timeout', 'unparseable', 'unsupported'] as const
 /** Reasons of `penumbra_comparisons_dropped_total`. */

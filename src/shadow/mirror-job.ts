@@ -81,7 +81,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
     const targets: CompareTarget[] = new Array(this.targets.length)
     for (let i = 0; i < targets.length; i++) {
       const rt = this.targets[i]!
-      targets[i] = { kind: rt.kind, name: rt.name, compare: rt.compare, result: this.results[i] }
+      targets[i] = { kind: rt.kind, name: rt.name, compare: rt.compare, result: this.results[i], budget: rt.budget }
     }
     return {
       requestId: this.requestId,
@@ -110,6 +110,13 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
         this.#drop(i)
         continue
       }
+      // LLM rules (issue #16): a stateful call is not copied; `stream: off` rewrites the copy.
+      const llm = body !== null && rt.llm.active && rt.llm.applies(this.#path())
+      if (llm && rt.llm.stateful(body)) {
+        rt.skip('stateful')
+        this.#drop(i)
+        continue
+      }
       let copy = body
       if (body !== null && rt.rewrite.rewritesBody) {
         copy = rt.rewrite.body(body)
@@ -119,6 +126,7 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
           continue
         }
       }
+      if (llm && copy !== null) copy = rt.llm.copy(copy)
       try {
         this.#send(i, rt, copy)
       } catch {
@@ -165,6 +173,12 @@ export class MirrorJob implements PrimaryTap, ShadowCallOwner {
       headersTimeout: 0,
       bodyTimeout: 0
     })
+  }
+
+  /** The request path without its query (for the LLM rules, which look at the API it names). */
+  #path (): string {
+    const q = this.url.indexOf('?')
+    return q === -1 ? this.url : this.url.slice(0, q)
   }
 
   /** A target that will not be sent: give back its semaphore place and stop waiting for it. */

@@ -6,6 +6,8 @@ import { compilePathGlob, parseSampleBy, type SampleBy } from './sampler.js'
 import { RequestRewrite } from './rewrite.js'
 import { redactShadowSecrets } from '../config/load.js'
 import type { TargetKind } from '../compare/job-record.js'
+import { LlmCopyPolicy } from './llm-copy.js'
+import { TokenBudget } from './token-budget.js'
 
 /** Reasons of `penumbra_shadow_skipped_total`. */
 export type SkipReason = typeof SKIP_REASONS[number]
@@ -29,6 +31,16 @@ export interface ShadowShared {
   counters: ShadowCounters
   /** Failures since the last "shadow requests are failing" warning, and when that was (ms). */
   failing: { failures: number, warnedAt: number }
+  /** The token budget's minute and spend (`llm.maxTokensPerMinute`); null until one is configured. */
+  budget: TokenBudget | null
+}
+
+/** A shadow's LLM settings and budget, as `GET /report` shows them. */
+export interface ShadowLlmView {
+  stream: 'keep' | 'off'
+  mirrorStateful: boolean
+  /** This process's budget and what it spent this minute (summed over --workers); null: none. */
+  budget: { tokensPerMinute: number, spentThisMinute: number } | null
 }
 
 /** Runtime state that PATCH /shadows/:name changes without a restart (kept in the runtime snapshot). */
@@ -71,7 +83,12 @@ export class ShadowRuntime {
    */
   readonly kind: TargetKind
 
-  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { kind?: TargetKind, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string } = {}) {
+  /** LLM rules for the copy: stateful calls, stream mode (issue #16). */
+  readonly llm: LlmCopyPolicy
+  /** This process's token budget (`llm.maxTokensPerMinute`, divided among `--workers`); null: none. */
+  readonly budget: TokenBudget | null
+
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { kind?: TargetKind, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string, mirrorStateful?: boolean, workers?: number } = {}) {
     this.kind = opts.kind ?? 'shadow'
     this.name = cfg.name
     this.cfg = cfg
@@ -86,6 +103,7 @@ export class ShadowRuntime {
     this.shared = opts.shared ?? {
       inflight: 0,
       failing: { failures: 0, warnedAt: -Infinity },
+      budget: null,
       counters: {
         mirrored: 0,
         ok: 0,
@@ -95,6 +113,15 @@ export class ShadowRuntime {
       }
     }
     this.removeHeaders = new Set(cfg.headers.remove)
+    this.llm = new LlmCopyPolicy(cfg.llm, opts.mirrorStateful ?? false, compare.format)
+    const perMinute = cfg.llm.maxTokensPerMinute
+    if (perMinute === null) this.budget = null
+    else {
+      // Each --workers process holds its share, so that together they never spend more.
+      const limit = Math.max(1, Math.floor(perMinute / Math.max(1, opts.workers ?? 1)))
+      this.budget = this.shared.budget ??= new TokenBudget(limit)
+      this.budget.limit = limit
+    }
     this.#methods = new Set(cfg.match.methods)
     this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
     this.url = opts.url ?? cfg.url!
@@ -153,8 +180,18 @@ export class ShadowRuntime {
   }
 
   /** Runtime state (from the runtime snapshot) and counters, as the report shows them. */
-  view (state: ShadowState): { state: ShadowState, counters: ShadowCounters } {
-    return { state: { enabled: state.enabled, sampleRate: state.sampleRate }, counters: this.counters }
+  view (state: ShadowState): { state: ShadowState, counters: ShadowCounters, llm: ShadowLlmView } {
+    return { state: { enabled: state.enabled, sampleRate: state.sampleRate }, counters: this.counters, llm: this.llmView() }
+  }
+
+  /** The LLM settings the report shows next to the numbers (TTFT is not measured with `stream: off`). */
+  llmView (): ShadowLlmView {
+    const b = this.budget
+    return {
+      stream: this.llm.streamOff ? 'off' : 'keep',
+      mirrorStateful: this.llm.mirrorStateful,
+      budget: b === null ? null : { tokensPerMinute: b.limit, spentThisMinute: b.spent() }
+    }
   }
 
   /** Config, state (from the runtime snapshot) and counters for `GET /shadows`. */

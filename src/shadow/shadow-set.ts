@@ -69,19 +69,20 @@ export class ShadowSet implements MirrorJobSink {
     const next: ShadowRuntime[] = []
     const kept = new Set<ShadowRuntime>()
     const byName = new Map<string, ShadowRuntime>()
+    const llm = { mirrorStateful: config.llm.mirrorStateful, workers: config.workers }
     for (const cfg of config.shadows) {
       const prev = old.get(cfg.name)
       const merged = mergeCompareConfig(config.compare, cfg.compare)
       let rt: ShadowRuntime
       if (cfg.backend !== undefined) {
         const b = this.#backends.get(cfg.backend)!
-        rt = new ShadowRuntime(cfg, merged, this.#metrics, { shared: prev?.shared, pool: b.dispatcher, ownsPool: false, url: b.url })
+        rt = new ShadowRuntime(cfg, merged, this.#metrics, { shared: prev?.shared, pool: b.dispatcher, ownsPool: false, url: b.url, ...llm })
       } else {
         // Keep the pool when it would be the same: requests planned before the reload (their body
         // still uploading) are then sent as usual instead of failing on a closed pool.
         const pool = prev !== undefined && prev.samePool(cfg) ? prev.pool : undefined
         if (pool !== undefined) kept.add(prev!)
-        rt = new ShadowRuntime(cfg, merged, this.#metrics, { shared: prev?.shared, pool, ownsPool: true })
+        rt = new ShadowRuntime(cfg, merged, this.#metrics, { shared: prev?.shared, pool, ownsPool: true, ...llm })
       }
       next.push(rt)
       byName.set(cfg.name, rt)
@@ -89,7 +90,7 @@ export class ShadowSet implements MirrorJobSink {
     const noise = config.compare.noise
     const oldNoise = this.#noise
     this.#noise = noise.enabled && next.length > 0
-      ? new ShadowRuntime(noiseTargetConfig(config), config.compare, this.#metrics, { kind: 'noise', pool: NO_POOL, ownsPool: false, url: config.backends[config.primary]!.url })
+      ? new ShadowRuntime(noiseTargetConfig(config), config.compare, this.#metrics, { kind: 'noise', pool: NO_POOL, ownsPool: false, url: config.backends[config.primary]!.url, mirrorStateful: config.llm.mirrorStateful })
       : null
     this.#noiseRate = noise.sampleRate
     this.#hash = new StickyHash(config.sampling.salt)
@@ -145,6 +146,7 @@ export class ShadowSet implements MirrorJobSink {
       }
       if (draw >= entry.sampleRate) continue
       if (declared > rt.cfg.maxBodyBytes) { rt.skip('body_too_large'); continue }
+      if (rt.budget !== null && rt.budget.exhausted()) { rt.skip('budget'); continue }
       if (!rt.tryAcquire()) continue
       ;(targets ??= []).push(rt)
       if (rt.cfg.maxBodyBytes > bodyLimit) bodyLimit = rt.cfg.maxBodyBytes
@@ -283,6 +285,8 @@ function noiseTargetConfig (config: Config): ShadowConfig {
     sampleBy: 'random',
     headers: { set: {}, remove: [] },
     rewrite: undefined,
-    compare: undefined
+    compare: undefined,
+    // A replay of a stateful call would store it twice at the primary: never, whatever the shadows say.
+    llm: { mirrorStateful: false, maxTokensPerMinute: null, stream: 'keep' }
   }
 }
