@@ -3,6 +3,7 @@ import { UPSTREAM_ERROR_REASONS } from '../upstream/upstream-error.js'
 import type { ExperimentMetricsFactory } from '../experiments/experiment.js'
 import type { OutcomeCounters } from '../experiments/outcomes.js'
 import { LLM_KINDS, type LlmComparison } from '../compare/llm/agreement.js'
+import { FeedbackMetrics } from '../feedback/feedback-metrics.js'
 
 // Every metric penumbra exports is defined here: the names and labels are the public contract of
 // issues #2, #3 and #4 (README "Metrics reference"). Label values come from config (shadow names)
@@ -94,6 +95,8 @@ export class Metrics {
   readonly experimentRequests: Counter<'experiment' | 'variant' | 'code'>
   readonly experimentDuration: Histogram<'experiment' | 'variant'>
   readonly outcomes: OutcomeCounters
+  /** Prediction log, labels and online quality (issue #19). */
+  readonly feedback: FeedbackMetrics
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
     const registry = this.registry = new Registry()
@@ -155,6 +158,7 @@ export class Metrics {
       sumSquares: new Counter({ name: 'penumbra_experiment_outcome_sum_squares_total', help: 'Sum of the squared outcome values per experiment arm and metric (for variances).', labelNames: om, registers: r }),
       events: new Counter({ name: 'penumbra_events_total', help: 'Outcome events posted to POST /events, by result (accepted, invalid, unknown_experiment, unknown_metric, not_enrolled, unknown_request, invalid_value).', labelNames: ['result'], registers: r })
     }
+    this.feedback = new FeedbackMetrics(registry)
     this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered.', labelNames: ['experiment', 'variant'], buckets: LATENCY_BUCKETS, registers: r })
   }
 

@@ -1,0 +1,491 @@
+import { z } from 'zod'
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log/logger.js'
+import type { CapturedResponse } from '../compare/types.js'
+import type { JobRecord } from '../compare/job-record.js'
+import { compileRedactions, type RedactionPatterns } from '../compare/redact.js'
+import { compilePathGlob, stickyUniform } from '../shadow/sampler.js'
+import { PenumbraError } from '../errors.js'
+import { extractResponse, kindOf, type InstancePrediction } from './extract.js'
+import { labelKey, type ModelPrediction, type ModelRole, type PredictionRecord, type PredictionStore } from './prediction-store.js'
+import { MemoryStore } from './memory-store.js'
+import { RedisStore } from './redis-store.js'
+import type { FeedbackMetrics, FeedbackResult } from './feedback-metrics.js'
+import { analyseQuality, emptyModel, emptyQuality, type ModelTally, type QualityData, type QualityReport } from './quality.js'
+
+/** Most labels one `POST /feedback` may carry (more is 413). */
+export const MAX_FEEDBACK = 10_000
+/** Jobs waiting for extraction; past it new ones are dropped and counted (`store_errors{op="queue"}`). */
+const MAX_QUEUED = 10_000
+/** One drain of the extraction queue yields to the event loop after this long. */
+const SLICE_MS = 1
+/** Classes counted by name in metrics when `feedback.classes` is empty; the rest are `other`. */
+const MAX_CLASSES = 20
+/** Largest decoded body the extraction reads. */
+const MAX_DECODED = 16 * 1024 * 1024
+
+const SOURCES = ['user', 'annotator', 'outcome'] as const
+export type FeedbackSource = (typeof SOURCES)[number]
+
+const itemSchema = z.strictObject({
+  requestId: z.string().min(1, 'must be a non-empty string').max(256, 'must be at most 256 characters'),
+  instance: z.number().int('must be a whole number >= 0').min(0, 'must be a whole number >= 0').default(0),
+  label: z.union([z.string().min(1).max(2048), z.number().refine(Number.isFinite), z.boolean()], 'must be a string, a number or a boolean').optional(),
+  value: z.number('must be a number').refine(Number.isFinite, 'must be a finite number').optional(),
+  source: z.enum(SOURCES, 'must be user, annotator or outcome').default('user'),
+  at: z.union([z.string(), z.number()]).refine((v) => !Number.isNaN(new Date(v).getTime()), 'must be an ISO 8601 time or epoch milliseconds').optional()
+}).refine((e) => (e.label === undefined) !== (e.value === undefined), 'needs exactly one of label (classification, text) and value (regression)')
+
+type Item = z.output<typeof itemSchema>
+
+/** One item's outcome in the response of `POST /feedback`. */
+export interface ItemResult {
+  index: number
+  result: FeedbackResult
+  /** A changed label of the same (requestId, instance, source): the old one was replaced. */
+  replaced?: boolean
+  message?: string
+}
+
+/** The response of `POST /feedback`. */
+export interface IngestResponse {
+  counts: Record<FeedbackResult, number>
+  results: ItemResult[]
+}
+
+/** A label as stored for idempotency: its kind and value. */
+type Encoded = string
+
+/**
+ * The feedback room (issue #19): logs the predictions of the requests a shadow or an experiment
+ * touches, joins the labels posted later to them, and keeps each model's online quality.
+ *
+ * Logging is off the client's path: finished mirrored requests (the same records the comparison
+ * stage gets) and experiment-arm answers are queued and extracted in 1 ms slices on later turns of
+ * the event loop; the store write is fire-and-forget (a failure drops the prediction and counts
+ * it). Labels are idempotent per (requestId, instance, source), across replicas with Redis.
+ */
+export class Feedback {
+  readonly store: PredictionStore
+  readonly #metrics: FeedbackMetrics
+  readonly #log: Logger
+  #config!: Config['feedback']
+  #compareFormat!: Config['compare']['format']
+  #redact!: RedactionPatterns
+  #routes!: Array<{ methods: Set<string>, paths: RegExp[], rate: number }>
+  #classes!: Set<string> | null
+  readonly #seenClasses = new Map<string, Set<string>>()
+  #queue: Array<() => void> = []
+  #scheduled = false
+  #quality: QualityData = emptyQuality()
+  #closed = false
+
+  constructor (config: Config, metrics: FeedbackMetrics, log: Logger) {
+    this.#metrics = metrics
+    this.#log = log
+    const f = config.feedback
+    this.store = f.store === 'redis'
+      ? new RedisStore({ url: f.redis.url, keyPrefix: f.redis.keyPrefix, ttlMs: f.ttlMs, commandTimeoutMs: f.redis.commandTimeoutMs, onError: this.#redisError })
+      : new MemoryStore({ ttlMs: f.ttlMs, maxBytes: f.maxBytes })
+    this.#apply(config)
+  }
+
+  /** Takes a reloaded config (the store kind and its connection need a restart). */
+  reload (config: Config): string[] {
+    const notes: string[] = []
+    const a = this.#config
+    const b = config.feedback
+    if (a.store !== b.store || a.redis.url !== b.redis.url || a.ttlMs !== b.ttlMs || a.maxBytes !== b.maxBytes) notes.push('feedback: store changes need a restart; kept the old store')
+    this.#apply(config)
+    return notes
+  }
+
+  #apply (config: Config): void {
+    this.#config = config.feedback
+    this.#compareFormat = config.compare.format
+    this.#redact = compileRedactions(config.compare.mismatches.redact.paths)
+    this.#routes = config.feedback.routes.map((r) => ({ methods: new Set(r.methods), paths: r.paths.map(compilePathGlob), rate: r.sampleRate }))
+    this.#classes = config.feedback.classes.length > 0 ? new Set(config.feedback.classes) : null
+  }
+
+  #lastRedisError = 0
+  #redisError = (err: Error): void => {
+    // A down Redis reports every reconnection attempt: one warning a minute is enough.
+    const now = Date.now()
+    if (now - this.#lastRedisError < 60_000) return
+    this.#lastRedisError = now
+    this.#log.warn({ err: err.message }, 'feedback store (redis) unavailable: predictions are dropped (counted) until it is back')
+  }
+
+  /** The sample rate of a request: the first matching route's, else `feedback.sampleRate`. */
+  rateFor (method: string, url: string): number {
+    if (this.#routes.length === 0) return this.#config.sampleRate
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    for (const r of this.#routes) {
+      if (r.methods.has(method) && r.paths.some((p) => p.test(path))) return r.rate
+    }
+    return this.#config.sampleRate
+  }
+
+  /** Is this request's prediction logged? Sticky by request id, so every replica decides alike. */
+  sampled (requestId: string, method: string, url: string): boolean {
+    const rate = this.rateFor(method, url)
+    if (rate >= 1) return true
+    if (rate <= 0) return false
+    return stickyUniform('penumbra-feedback', requestId) < rate
+  }
+
+  /** A finished mirrored request (the comparison stage's record): log the serving model's and every shadow's prediction. */
+  consume (job: JobRecord): void {
+    if (this.#closed || !this.sampled(job.requestId, job.method, job.url)) return
+    const primary = job.primary.response
+    if (primary === null) return
+    this.#enqueue(() => {
+      const models: Record<string, ModelPrediction> = {}
+      const served = this.#extract(primary, this.#compareFormat, job.url, 'primary')
+      if (served === null) return
+      models[job.backend] = served
+      for (const t of job.targets) {
+        if (t.kind !== 'shadow' || t.result?.response == null || t.name in models) continue
+        const m = this.#extract(t.result.response, t.compare.format, job.url, 'shadow')
+        if (m !== null) models[t.name] = m
+      }
+      this.#put(job.requestId, { at: Date.now(), served: job.backend, models })
+    })
+  }
+
+  /** An experiment arm answered a request nothing mirrored: log its prediction. */
+  recordArm (requestId: string, url: string, backend: string, res: CapturedResponse): void {
+    if (this.#closed) return
+    this.#enqueue(() => {
+      const m = this.#extract(res, this.#compareFormat, url, 'arm')
+      if (m !== null) this.#put(requestId, { at: Date.now(), served: backend, models: { [backend]: m } })
+    })
+  }
+
+  #extract (res: CapturedResponse, format: Config['compare']['format'], url: string, role: ModelRole): ModelPrediction | null {
+    const e = extractResponse(res, format, url, this.#redact, MAX_DECODED)
+    return e === null ? null : { role, format: e.format, instances: e.instances }
+  }
+
+  #put (requestId: string, record: PredictionRecord): void {
+    const n = record.models[record.served]!.instances.length
+    this.store.put(requestId, record).then(() => {
+      this.#quality.coverage.logged += n
+      for (const [model, m] of Object.entries(record.models)) this.#metrics.predictions.inc({ model }, m.instances.length)
+    }, () => {
+      this.#metrics.storeErrors.inc({ op: 'put' })
+    })
+  }
+
+  #enqueue (task: () => void): void {
+    if (this.#queue.length >= MAX_QUEUED) {
+      this.#metrics.storeErrors.inc({ op: 'queue' })
+      return
+    }
+    this.#queue.push(task)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(this.#drain)
+    }
+  }
+
+  #drain = (): void => {
+    const until = performance.now() + SLICE_MS
+    const q = this.#queue
+    let i = 0
+    while (i < q.length) {
+      const task = q[i++]!
+      try {
+        task()
+      } catch (err) {
+        // A body the extraction trips on must never take the proxy down.
+        this.#log.error({ err }, 'prediction extraction failed')
+      }
+      if (performance.now() >= until) break
+    }
+    this.#queue = i === q.length ? [] : q.slice(i)
+    if (this.#queue.length > 0) setImmediate(this.#drain)
+    else this.#scheduled = false
+  }
+
+  /** Resolves once every queued extraction ran (tests, and shutdown). */
+  async flushed (): Promise<void> {
+    while (this.#queue.length > 0 || this.#scheduled) await new Promise((resolve) => setImmediate(resolve))
+  }
+
+  /**
+   * `POST /feedback`: each item is joined to its logged prediction and counted. Bad items are
+   * reported by index and never stop the good ones. `count: false` leaves `penumbra_feedback_total`
+   * to the caller (the `--workers` primary, which merges the workers' answers).
+   *
+   * @throws {PenumbraError} PENUMBRA_STORE_UNAVAILABLE when the store cannot be read (nothing
+   *   was recorded: the call can be repeated as is).
+   */
+  async ingest (raw: readonly unknown[], count = true): Promise<IngestResponse> {
+    const results: ItemResult[] = new Array(raw.length)
+    const valid: Array<{ index: number, item: Item }> = []
+    raw.forEach((r, index) => {
+      const line = malformedLine(r)
+      if (line !== null) { results[index] = { index, result: 'invalid', message: `line ${line}: not valid JSON` }; return }
+      const parsed = itemSchema.safeParse(r)
+      if (parsed.success) valid.push({ index, item: parsed.data })
+      else results[index] = { index, result: 'invalid', message: issueMessage(parsed.error.issues[0]!) }
+    })
+    const ids = [...new Set(valid.map((v) => v.item.requestId))]
+    let lookups
+    try {
+      lookups = await this.store.getMany(ids)
+    } catch (err) {
+      this.#metrics.storeErrors.inc({ op: 'get' })
+      throw new PenumbraError('PENUMBRA_STORE_UNAVAILABLE', `the prediction log (${this.store.kind}) cannot be read: ${(err as Error).message}; nothing was recorded, repeat the call`)
+    }
+    const byId = new Map(ids.map((id, i) => [id, lookups[i]!]))
+    const toSwap: Array<{ index: number, item: Item, record: PredictionRecord, key: string, label: Encoded }> = []
+    for (const { index, item } of valid) {
+      const l = byId.get(item.requestId)!
+      if (l.record === null) {
+        results[index] = l.expired
+          ? { index, result: 'expired', message: `the prediction of request "${item.requestId}" has expired (feedback.ttlMs) or was evicted (feedback.maxBytes)` }
+          : { index, result: 'unknown', message: `no prediction was logged for request "${item.requestId}"` }
+        continue
+      }
+      const bad = kindProblem(l.record, item)
+      if (bad !== null) { results[index] = { index, result: 'invalid', message: bad }; continue }
+      toSwap.push({ index, item, record: l.record, key: labelKey(item.requestId, item.instance, item.source), label: encode(item) })
+    }
+    let previous: Array<string | null>
+    try {
+      previous = await this.store.swapLabels(toSwap)
+    } catch (err) {
+      this.#metrics.storeErrors.inc({ op: 'label' })
+      throw new PenumbraError('PENUMBRA_STORE_UNAVAILABLE', `the prediction log (${this.store.kind}) cannot store labels: ${(err as Error).message}; repeat the call (labels already stored count once)`)
+    }
+    toSwap.forEach((s, k) => {
+      const prev = previous[k] ?? null
+      if (prev === s.label) {
+        results[s.index] = { index: s.index, result: 'duplicate' }
+        return
+      }
+      if (prev !== null) {
+        // The same (request, instance, source) labelled differently: replace, never add.
+        this.#tally(s.record, s.item.instance, decode(prev), s.item.source, -1, false)
+        this.#tally(s.record, s.item.instance, decode(s.label), s.item.source, 1, false)
+        results[s.index] = { index: s.index, result: 'joined', replaced: true }
+        return
+      }
+      this.#tally(s.record, s.item.instance, decode(s.label), s.item.source, 1, true)
+      results[s.index] = { index: s.index, result: 'joined' }
+    })
+    const counts: Record<FeedbackResult, number> = { joined: 0, unknown: 0, expired: 0, duplicate: 0, invalid: 0 }
+    for (const r of results) counts[r.result]++
+    if (count) this.countResults(counts)
+    return { counts, results }
+  }
+
+  /** `penumbra_feedback_total` for one batch. */
+  countResults (counts: Record<FeedbackResult, number>): void {
+    for (const [result, n] of Object.entries(counts)) if (n > 0) this.#metrics.total.inc({ result }, n)
+  }
+
+  /**
+   * Adds (sign 1) or removes (sign −1) one label's contribution to every model that predicted
+   * the instance, and to each served-vs-shadow pair. Counters only ever add (`metrics`): a
+   * replaced label changes `GET /quality`, not the Prometheus series.
+   */
+  #tally (record: PredictionRecord, instance: number, label: Label, source: string, sign: 1 | -1, metrics: boolean): void {
+    const q = this.#quality
+    const verdicts = new Map<string, boolean>()
+    for (const [model, m] of Object.entries(record.models)) {
+      const p = m.instances[instance]
+      if (p === undefined) continue
+      const t = q.models[model] ??= this.#newModel(model, m.role)
+      if (label.kind === 'value') {
+        if (p.value === undefined) continue
+        const e = p.value - label.value
+        const r = t.regression
+        r.n += sign; r.absSum += sign * Math.abs(e); r.sqSum += sign * e * e; r.quadSum += sign * e ** 4
+        if (metrics) {
+          this.#metrics.labelled.inc({ model })
+          this.#metrics.absErrorSum.inc({ model }, Math.abs(e))
+          this.#metrics.sqErrorSum.inc({ model }, e * e)
+        }
+        continue
+      }
+      const right = judge(p, label.value)
+      if (right === null) continue
+      verdicts.set(model, right)
+      t.labelled += sign
+      if (right) t.correct += sign
+      if (metrics) {
+        this.#metrics.labelled.inc({ model })
+        if (right) this.#metrics.correct.inc({ model })
+      }
+      if (p.label !== undefined) {
+        const add = (cls: string, outcome: 'tp' | 'fp' | 'fn'): void => {
+          const c = t.classes[cls] ??= { tp: 0, fp: 0, fn: 0 }
+          c[outcome] += sign
+          if (metrics) this.#metrics.classes.inc({ model, class: this.#classLabel(model, cls), outcome })
+        }
+        if (right) add(label.value, 'tp')
+        else { add(p.label, 'fp'); add(label.value, 'fn') }
+      }
+    }
+    if (record.models[record.served]?.instances[instance] !== undefined) {
+      q.coverage.bySource[source] = (q.coverage.bySource[source] ?? 0) + sign
+    }
+    const served = verdicts.get(record.served)
+    if (served === undefined) return
+    for (const [model, right] of verdicts) {
+      if (model === record.served || record.models[model]!.role !== 'shadow') continue
+      const key = `${record.served}\u0000${model}`
+      const pair = q.pairs[key] ??= { primary: record.served, shadow: model, n: 0, b: 0, c: 0, bothRight: 0 }
+      pair.n += sign
+      if (served && !right) pair.b += sign
+      else if (!served && right) pair.c += sign
+      else if (served && right) pair.bothRight += sign
+    }
+  }
+
+  #newModel (model: string, role: ModelRole): ModelTally {
+    this.#metrics.initModel(model)
+    return emptyModel(role)
+  }
+
+  /** A class's metric label: configured classes by name, else the first 20 seen per model; the rest `other`. */
+  #classLabel (model: string, cls: string): string {
+    if (this.#classes !== null) return this.#classes.has(cls) ? cls : 'other'
+    let seen = this.#seenClasses.get(model)
+    if (seen === undefined) this.#seenClasses.set(model, seen = new Set())
+    if (seen.has(cls)) return cls
+    if (seen.size >= MAX_CLASSES) return 'other'
+    seen.add(cls)
+    return cls
+  }
+
+  /** This process's tallies (summed over workers by the `--workers` primary). */
+  data (): QualityData {
+    return structuredClone(this.#quality)
+  }
+
+  /** The canary's accuracy gate reads this: labelled and correct instances of a model, in this process. */
+  accuracy (model: string): { labelled: number, correct: number } {
+    const t = this.#quality.models[model]
+    return t === undefined ? { labelled: 0, correct: 0 } : { labelled: t.labelled, correct: t.correct }
+  }
+
+  /** This process's `GET /quality` parts. */
+  report (): QualityReport {
+    return analyseQuality(this.#quality, { confidence: this.#config.confidence, minCoverage: this.#config.minCoverage })
+  }
+
+  get settings (): { confidence: number, minCoverage: number } {
+    return { confidence: this.#config.confidence, minCoverage: this.#config.minCoverage }
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    await this.flushed()
+    await this.store.close()
+  }
+}
+
+type Label = { kind: 'label', value: string } | { kind: 'value', value: number }
+
+function encode (item: Item): Encoded {
+  return item.value !== undefined ? `v:${item.value}` : `l:${String(item.label)}`
+}
+
+function decode (s: Encoded): Label {
+  return s.startsWith('v:') ? { kind: 'value', value: Number(s.slice(2)) } : { kind: 'label', value: s.slice(2) }
+}
+
+/** Right or wrong against a class or text label; null when the prediction is of another kind. */
+function judge (p: InstancePrediction, label: string): boolean | null {
+  if (p.label !== undefined) return p.label === label
+  if (p.text !== undefined) return normaliseText(p.text) === normaliseText(label)
+  if (p.tools !== undefined) return p.tools.join(',') === label
+  return null
+}
+
+function normaliseText (s: string): string {
+  return s.trim().replace(/\s+/g, ' ').toLowerCase()
+}
+
+/** Why a label does not fit the served model's prediction of that instance (null: it fits). */
+function kindProblem (record: PredictionRecord, item: Item): string | null {
+  const served = record.models[record.served]
+  const n = served?.instances.length ?? 0
+  if (served === undefined || item.instance >= n) return `instance: request "${item.requestId}" has ${n} instance${n === 1 ? '' : 's'} (0..${Math.max(0, n - 1)}), not ${item.instance}`
+  const p = served.instances[item.instance]!
+  const kind = kindOf(p)
+  const where = `instance ${item.instance} of ${record.served}`
+  if (kind === 'none') return `label: the prediction (${where}) has no label, score, value or text to judge`
+  if (item.value !== undefined && kind !== 'regression') return `value: the prediction (${where}) is a ${kind === 'class' ? 'class label' : 'generated text'}: send label, not value`
+  if (item.label !== undefined && kind === 'regression') return `label: the prediction (${where}) is a regression value: send value (a number), not label`
+  return null
+}
+
+function issueMessage (i: z.core.$ZodIssue): string {
+  if (i.code === 'unrecognized_keys') return `${i.keys.join(', ')}: unknown key (requestId, instance, label, value, source, at)`
+  if (i.code === 'invalid_type' && i.path.length === 0) return 'item: must be a JSON object'
+  return `${i.path.length > 0 ? i.path.join('.') : 'item'}: ${i.message}`
+}
+
+/** Marks an NDJSON line that is not JSON (a plain object: it crosses the `--workers` IPC). */
+const MALFORMED = '__penumbraMalformedLine'
+
+/**
+ * A `POST /feedback` body: one JSON object, a JSON array, or (`ndjson`) one object per line. A
+ * line that is not JSON becomes an item reported `invalid` at its index; the other lines count.
+ * Null when a JSON body is not JSON at all.
+ */
+export function parseFeedbackBody (text: string, ndjson: boolean): unknown[] | null {
+  if (ndjson) {
+    const out: unknown[] = []
+    let line = 0
+    for (const l of text.split('\n')) {
+      line++
+      if (l.trim() === '') continue
+      try {
+        out.push(JSON.parse(l))
+      } catch {
+        out.push({ [MALFORMED]: line })
+      }
+    }
+    return out
+  }
+  let doc: unknown
+  try { doc = JSON.parse(text) } catch { return null }
+  return Array.isArray(doc) ? doc : [doc]
+}
+
+function malformedLine (r: unknown): number | null {
+  if (typeof r !== 'object' || r === null || !(MALFORMED in r)) return null
+  return Number((r as Record<string, unknown>)[MALFORMED])
+}
+
+/** Which result wins when several processes answered the same item (`--workers`, memory store). */
+const PRECEDENCE: Record<FeedbackResult, number> = { joined: 4, duplicate: 3, invalid: 2, expired: 1, unknown: 0 }
+
+/**
+ * Merges the answers of several processes to one batch, item by item: the process that holds
+ * the prediction answers for it (joined, duplicate, invalid), the others only know it as
+ * expired or unknown.
+ */
+export function mergeIngest (answers: readonly IngestResponse[]): IngestResponse {
+  const first = answers[0]
+  if (first === undefined) return { counts: { joined: 0, unknown: 0, expired: 0, duplicate: 0, invalid: 0 }, results: [] }
+  const results = first.results.map((r, i) => {
+    let best = r
+    for (const a of answers) {
+      const o = a.results[i]
+      if (o !== undefined && PRECEDENCE[o.result] > PRECEDENCE[best.result]) best = o
+    }
+    return best
+  })
+  const counts: Record<FeedbackResult, number> = { joined: 0, unknown: 0, expired: 0, duplicate: 0, invalid: 0 }
+  for (const r of results) counts[r.result]++
+  return { counts, results }
+}
