@@ -97,7 +97,7 @@ export class Penumbra implements ProcessOps {
     this.#loadExperiments(config)
     this.exposures = new ExposureLog(config.experimentSettings.eventWindowMs)
     this.outcomes = new Outcomes(this.metrics.outcomes, this.exposures)
-    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime, this.exposures)
+    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime, this.exposures, this.feedback)
     this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin)
   }
 

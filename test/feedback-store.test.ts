@@ -165,3 +165,42 @@ test('POST /feedback bad input: unknown and expired ids, wrong kinds, malformed 
   // Still serving.
   await r.predict('after', [{ p: 'cat', s: 'cat' }])
 })
+
+test('experiment arms: the answering arm\'s prediction is logged and judged (no shadow involved)', { timeout: 30_000 }, async (t) => {
+  const { startPenumbra, startUpstream, urls } = await import('./helpers/servers.js')
+  const { scriptedModel } = await import('./helpers/feedback-rig.js')
+  const { request } = await import('undici')
+  const blue = await startUpstream(scriptedModel('p'))
+  const green = await startUpstream(scriptedModel('s'))
+  const app = await startPenumbra({
+    backends: { blue: { url: blue.url }, green: { url: green.url } },
+    primary: 'blue',
+    experiments: [{ name: 'ab', unit: 'header:x-user', variants: [{ name: 'control', backend: 'blue' }, { name: 'treatment', backend: 'green' }] }]
+  })
+  t.after(async () => { await app.stop(); await blue.close(); await green.close() })
+  const { proxy, admin } = urls(app)
+  const arms = new Map<string, string>()
+  for (let i = 0; i < 30; i++) {
+    const r = await request(`${proxy}/v1/models/m:predict`, { method: 'POST', body: JSON.stringify({ instances: [{ p: 'cat', s: 'dog' }] }), headers: { 'x-user': `u${i}`, 'x-request-id': `arm-${i}` } })
+    await r.body.text()
+    arms.set(`arm-${i}`, String(r.headers['x-penumbra-experiment']))
+  }
+  const { waitFor } = await import('./helpers/common.js')
+  const { scrape } = await import('./helpers/shadow-util.js')
+  await waitFor(async () => {
+    const m = await scrape(app)
+    return metricValue(m, 'penumbra_feedback_predictions_total', { model: 'blue' }) + metricValue(m, 'penumbra_feedback_predictions_total', { model: 'green' }) >= 30
+  }, 10_000, 'arm predictions logged')
+  const res = await request(`${admin}/feedback`, { method: 'POST', body: JSON.stringify([...arms.keys()].map((requestId) => ({ requestId, label: 'cat' }))) })
+  const body = await res.body.json() as any
+  assert.equal(body.counts.joined, 30)
+  const q = await (await request(`${admin}/quality`)).body.json() as any
+  const blueQ = q.models.find((m: any) => m.model === 'blue')
+  const greenQ = q.models.find((m: any) => m.model === 'green')
+  const nBlue = [...arms.values()].filter((v) => v === 'ab=control').length
+  assert.ok(nBlue > 0 && nBlue < 30, `both arms used (${nBlue} control)`)
+  assert.equal(blueQ.role, 'arm')
+  assert.deepEqual([blueQ.labelled, blueQ.accuracy.correct], [nBlue, nBlue])
+  assert.deepEqual([greenQ.labelled, greenQ.accuracy.correct], [30 - nBlue, 0])
+  assert.deepEqual(q.paired, []) // arms answer different requests: no paired comparison
+})

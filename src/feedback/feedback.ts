@@ -11,6 +11,7 @@ import { labelKey, type ModelPrediction, type ModelRole, type PredictionRecord, 
 import { MemoryStore } from './memory-store.js'
 import { RedisStore } from './redis-store.js'
 import type { FeedbackMetrics, FeedbackResult } from './feedback-metrics.js'
+import { ArmTap } from './arm-tap.js'
 import { analyseQuality, emptyModel, emptyQuality, type ModelTally, type QualityData, type QualityReport } from './quality.js'
 
 /** Most labels one `POST /feedback` may carry (more is 413). */
@@ -78,6 +79,7 @@ export class Feedback {
   #queue: Array<() => void> = []
   #scheduled = false
   #quality: QualityData = emptyQuality()
+  #captureLimit!: number
   #closed = false
 
   constructor (config: Config, metrics: FeedbackMetrics, log: Logger) {
@@ -103,6 +105,7 @@ export class Feedback {
   #apply (config: Config): void {
     this.#config = config.feedback
     this.#compareFormat = config.compare.format
+    this.#captureLimit = config.compare.maxBodyBytes
     this.#redact = compileRedactions(config.compare.mismatches.redact.paths)
     this.#routes = config.feedback.routes.map((r) => ({ methods: new Set(r.methods), paths: r.paths.map(compilePathGlob), rate: r.sampleRate }))
     this.#classes = config.feedback.classes.length > 0 ? new Set(config.feedback.classes) : null
@@ -153,6 +156,15 @@ export class Feedback {
       }
       this.#put(job.requestId, { at: Date.now(), served: job.backend, models })
     })
+  }
+
+  /**
+   * The tap of an experiment arm's answer when nothing mirrors the request (null: not sampled).
+   * Called on the request path: one sampling decision and, when sampled, one small object.
+   */
+  armTap (requestId: string, method: string, url: string, backend: string): ArmTap | null {
+    if (this.#closed || !this.sampled(requestId, method, url)) return null
+    return new ArmTap(this, requestId, url, backend, this.#captureLimit)
   }
 
   /** An experiment arm answered a request nothing mirrored: log its prediction. */
