@@ -45,6 +45,38 @@ export function renderReport (report: { generatedAt: string, shadows: ShadowRepo
   return out.join('\n') + '\n'
 }
 
+interface QualityJson {
+  models: Array<{ model: string, role: string, labelled: number, accuracy: { rate: number, lower: number, upper: number, correct: number } | null, regression: { n: number, mae: { value: number, lower: number, upper: number }, rmse: { value: number, lower: number, upper: number } } | null }>
+  paired: Array<{ primary: string, shadow: string, verdict: string, summary: string }>
+  coverage: { logged: number, labelled: number, rate: number | null, warnings: string[] }
+}
+
+const num = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : '-')
+
+/** Renders `GET /quality` (online quality from labels) as the report's second part. */
+export function renderQuality (q: QualityJson): string {
+  const out: string[] = ['', 'quality (labels posted to POST /feedback)']
+  if (q.models.length === 0) out.push('  no labelled predictions yet')
+  for (const m of q.models) {
+    const acc = m.accuracy === null ? '' : `accuracy ${pct(m.accuracy.rate)}  95% CI [${pct(m.accuracy.lower)}, ${pct(m.accuracy.upper)}]  (${m.accuracy.correct}/${m.labelled})`
+    const reg = m.regression === null ? '' : `MAE ${num(m.regression.mae.value)} [${num(m.regression.mae.lower)}, ${num(m.regression.mae.upper)}], RMSE ${num(m.regression.rmse.value)} [${num(m.regression.rmse.lower)}, ${num(m.regression.rmse.upper)}]  (n ${m.regression.n})`
+    out.push(`  ${m.model.padEnd(20)} ${m.role.padEnd(8)} ${[acc, reg].filter((s) => s !== '').join('; ') || 'no judged label'}`)
+  }
+  for (const p of q.paired) out.push(`  ${p.primary} vs ${p.shadow}: ${p.summary}`)
+  const c = q.coverage
+  out.push(`  coverage ${c.rate === null ? '-' : pct(c.rate)} (${c.labelled} of ${c.logged} logged predictions labelled)`)
+  for (const w of c.warnings) out.push(`  warning: ${w}`)
+  return out.join('\n') + '\n'
+}
+
+/** GET a JSON admin endpoint; null on 404 (an older penumbra, or the capability is absent). */
+async function getJson (url: URL, token: string | undefined): Promise<unknown> {
+  const res = await request(url, { headersTimeout: 10_000, bodyTimeout: 10_000, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+  const text = await res.body.text()
+  if (res.statusCode !== 200) return null
+  return JSON.parse(text)
+}
+
 /**
  * `penumbra report [--admin URL] [--token TOKEN] [--json]`; returns the exit code. The token
  * defaults to PENUMBRA_ADMIN_TOKEN (reads need it when the admin API has one).
@@ -80,7 +112,12 @@ export async function runReport (args: string[], env: NodeJS.ProcessEnv = proces
       process.stderr.write(`penumbra report: ${url.href} answered ${res.statusCode}${hint}: ${text}\n`)
       return 1
     }
-    process.stdout.write(asJson ? text : renderReport(JSON.parse(text)))
+    const quality = await getJson(new URL('/quality', admin), token).catch(() => null) as QualityJson | null
+    if (asJson) {
+      process.stdout.write(quality === null ? text : JSON.stringify({ ...JSON.parse(text), quality }, null, 2) + '\n')
+    } else {
+      process.stdout.write(renderReport(JSON.parse(text)) + (quality === null ? '' : renderQuality(quality)))
+    }
     return 0
   } catch (err) {
     process.stderr.write(`penumbra report: cannot reach ${url.href}: ${(err as Error).message}\n`)

@@ -12,7 +12,7 @@ import { MemoryStore } from './memory-store.js'
 import { RedisStore } from './redis-store.js'
 import type { FeedbackMetrics, FeedbackResult } from './feedback-metrics.js'
 import { ArmTap } from './arm-tap.js'
-import { analyseQuality, emptyModel, emptyQuality, type ModelTally, type QualityData, type QualityReport } from './quality.js'
+import { addHistory, analyseQuality, emptyModel, emptyQuality, type ModelTally, type QualityData, type QualityReport } from './quality.js'
 
 /** Most labels one `POST /feedback` may carry (more is 413). */
 export const MAX_FEEDBACK = 10_000
@@ -328,6 +328,7 @@ export class Feedback {
       const right = judge(p, label.value)
       if (right === null) continue
       verdicts.set(model, right)
+      addHistory(q, model, record.at, right, sign)
       t.labelled += sign
       if (right) t.correct += sign
       if (metrics) {

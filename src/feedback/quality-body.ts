@@ -14,6 +14,7 @@ export function qualityBody (parts: readonly QualityData[], settings: { confiden
     models: report.models,
     paired: report.paired,
     coverage: report.coverage,
+    history: report.history,
     drift: null,
     assertions: null,
     ...extra

@@ -37,10 +37,33 @@ export interface QualityData {
     /** Labelled instances (of the answering model) per source. */
     bySource: Record<string, number>
   }
+  /**
+   * Accuracy over time: per model, per minute of prediction time (bucket start, ms since the
+   * epoch), [labelled, correct]. The most recent {@link HISTORY_BUCKETS} minutes are kept.
+   */
+  history: Record<string, Record<string, [number, number]>>
+}
+
+/** Buckets of the accuracy history (one a minute: four hours). */
+export const HISTORY_BUCKETS = 240
+export const HISTORY_BUCKET_MS = 60_000
+
+/** Adds one judged instance to a model's history, dropping the oldest buckets past the cap. */
+export function addHistory (data: QualityData, model: string, at: number, right: boolean, sign: 1 | -1): void {
+  const h = data.history[model] ??= {}
+  const key = String(Math.floor(at / HISTORY_BUCKET_MS) * HISTORY_BUCKET_MS)
+  const b = h[key] ??= [0, 0]
+  b[0] += sign
+  if (right) b[1] += sign
+  const keys = Object.keys(h)
+  if (keys.length > HISTORY_BUCKETS) {
+    keys.sort((x, y) => Number(x) - Number(y))
+    for (const k of keys.slice(0, keys.length - HISTORY_BUCKETS)) delete h[k]
+  }
 }
 
 export function emptyQuality (): QualityData {
-  return { models: {}, pairs: {}, coverage: { logged: 0, bySource: {} } }
+  return { models: {}, pairs: {}, coverage: { logged: 0, bySource: {} }, history: {} }
 }
 
 export function emptyModel (role: ModelRole): ModelTally {
@@ -63,6 +86,13 @@ export function mergeQuality (parts: readonly QualityData[]): QualityData {
       }
       const r = t.regression
       r.n += m.regression.n; r.absSum += m.regression.absSum; r.sqSum += m.regression.sqSum; r.quadSum += m.regression.quadSum
+    }
+    for (const [model, h] of Object.entries(p.history ?? {})) {
+      const t = out.history[model] ??= {}
+      for (const [k, [n, c]] of Object.entries(h)) {
+        const b = t[k] ??= [0, 0]
+        b[0] += n; b[1] += c
+      }
     }
     for (const [key, q] of Object.entries(p.pairs)) {
       const t = out.pairs[key] ??= { primary: q.primary, shadow: q.shadow, n: 0, b: 0, c: 0, bothRight: 0 }
@@ -117,6 +147,8 @@ export interface QualityReport {
   models: ModelQuality[]
   paired: PairedQuality[]
   coverage: CoverageReport
+  /** Accuracy per minute of prediction time, per model (oldest first). */
+  history: Array<{ model: string, points: Array<{ t: string, labelled: number, correct: number, accuracy: number | null }> }>
 }
 
 /** A source holding at least this share of the labels (with two sources or more seen or not) is "dominant". */
@@ -134,7 +166,11 @@ export function analyseQuality (data: QualityData, opts: { confidence: number, m
   const z = normalQuantile(1 - alpha / 2)
   const models = Object.entries(data.models).sort(([a], [b]) => (a < b ? -1 : 1)).map(([model, t]) => modelQuality(model, t, z, alpha))
   const paired = Object.values(data.pairs).map((p) => pairedQuality(p, opts.confidence))
-  return { models, paired, coverage: coverageReport(data, opts.minCoverage) }
+  const history = Object.entries(data.history).sort(([a], [b]) => (a < b ? -1 : 1)).map(([model, h]) => ({
+    model,
+    points: Object.entries(h).sort(([a], [b]) => Number(a) - Number(b)).map(([t, [n, c]]) => ({ t: new Date(Number(t)).toISOString(), labelled: n, correct: c, accuracy: n > 0 ? c / n : null }))
+  }))
+  return { models, paired, coverage: coverageReport(data, opts.minCoverage), history }
 }
 
 function modelQuality (model: string, t: ModelTally, z: number, alpha: number): ModelQuality {
