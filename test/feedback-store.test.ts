@@ -204,3 +204,21 @@ test('experiment arms: the answering arm\'s prediction is logged and judged (no 
   assert.deepEqual([greenQ.labelled, greenQ.accuracy.correct], [30 - nBlue, 0])
   assert.deepEqual(q.paired, []) // arms answer different requests: no paired comparison
 })
+
+test('feedback config: defaults, and every bad key named (exit 2 before listening); redis password redacted in GET /config', async () => {
+  const { validateConfig, ConfigError } = await import('../src/index.js')
+  const { redactConfig } = await import('../src/config/load.js')
+  const P = { url: 'http://127.0.0.1:9001' }
+  const c = validateConfig({ primary: P })
+  assert.deepEqual({ ...c.feedback, redis: undefined }, { sampleRate: 1, routes: [], store: 'memory', ttlMs: 86_400_000, maxBytes: 64 * 1024 * 1024, redis: undefined, minCoverage: 0.01, classes: [], confidence: 0.95 })
+  try {
+    validateConfig({ primary: P, feedback: { store: 'postgres', sampleRate: 2, redis: { url: 'http://x' }, routes: [{ paths: ['nope'], sampleRate: 0.5 }], ttlMs: 5, sampleRat: 1 } })
+    assert.fail('expected invalid')
+  } catch (err) {
+    assert.ok(err instanceof ConfigError)
+    const text = err.problems.join('\n')
+    for (const key of ['feedback.store', 'feedback.sampleRate', 'feedback.redis.url', 'feedback.routes[0].paths[0]', 'feedback.ttlMs', 'feedback.sampleRat: unknown key (did you mean']) assert.ok(text.includes(key), `${key} in ${text}`)
+  }
+  const r = validateConfig({ primary: P, feedback: { store: 'redis', redis: { url: 'redis://user:s3cret@redis:6379/0' } } })
+  assert.equal(JSON.stringify(redactConfig(r)).includes('s3cret'), false)
+})
