@@ -5,7 +5,7 @@ export const FEEDBACK_RESULTS = ['joined', 'unknown', 'expired', 'duplicate', 'i
 export type FeedbackResult = (typeof FEEDBACK_RESULTS)[number]
 
 /** Operations of `penumbra_feedback_store_errors_total`. */
-export const STORE_OPS = ['put', 'get', 'label', 'queue'] as const
+export const STORE_OPS = ['put', 'get', 'label', 'queue', 'too_large'] as const
 
 /**
  * `penumbra_feedback_total{result}`. Counted where the batch is answered: in `--workers` mode by
@@ -41,7 +41,7 @@ export class FeedbackMetrics {
     this.absErrorSum = new Counter({ name: 'penumbra_feedback_abs_error_sum_total', help: 'Regression: sum of |prediction - label| over labelled instances (MAE = this / labelled).', labelNames: ['model'], registers: r })
     this.sqErrorSum = new Counter({ name: 'penumbra_feedback_sq_error_sum_total', help: 'Regression: sum of (prediction - label)^2 over labelled instances (RMSE = sqrt(this / labelled)).', labelNames: ['model'], registers: r })
     this.predictions = new Counter({ name: 'penumbra_feedback_predictions_total', help: 'Prediction instances logged for joining labels, per model (coverage = labelled / this, for the model that answered clients).', labelNames: ['model'], registers: r })
-    this.storeErrors = new Counter({ name: 'penumbra_feedback_store_errors_total', help: 'Prediction-log failures by operation (put: a prediction dropped; get, label: a POST /feedback refused; queue: dropped before logging, the log queue was full).', labelNames: ['op'], registers: r })
+    this.storeErrors = new Counter({ name: 'penumbra_feedback_store_errors_total', help: 'Prediction-log failures by operation (put: a prediction dropped; get, label: a POST /feedback refused; queue: dropped before logging, the log queue was full; too_large: an answer above 256 KiB, not extracted).', labelNames: ['op'], registers: r })
     for (const op of STORE_OPS) this.storeErrors.inc({ op }, 0)
   }
 

@@ -16,14 +16,22 @@ import { addHistory, analyseQuality, emptyModel, emptyQuality, type ModelTally, 
 
 /** Most labels one `POST /feedback` may carry (more is 413). */
 export const MAX_FEEDBACK = 10_000
-/** Jobs waiting for extraction; past it new ones are dropped and counted (`store_errors{op="queue"}`). */
+/** Answers waiting for extraction; past it new ones are dropped and counted (`store_errors{op="queue"}`). */
 const MAX_QUEUED = 10_000
+/** …and at most this many captured bytes waiting (the bodies are held until extracted). */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024
+/**
+ * Largest captured answer extracted. Extraction parses on the event loop (in 1 ms slices between
+ * requests, but one parse is not interruptible): ~1 ms for 256 KiB of JSON. Larger answers are not
+ * logged (`store_errors{op="too_large"}`); a batch of 1,000 class predictions is ~100 KiB.
+ */
+const MAX_EXTRACT_BYTES = 256 * 1024
 /** One drain of the extraction queue yields to the event loop after this long. */
 const SLICE_MS = 1
 /** Classes counted by name in metrics when `feedback.classes` is empty; the rest are `other`. */
 const MAX_CLASSES = 20
-/** Largest decoded body the extraction reads. */
-const MAX_DECODED = 16 * 1024 * 1024
+/** Largest decoded (decompressed) body the extraction reads. */
+const MAX_DECODED = 4 * MAX_EXTRACT_BYTES
 
 const SOURCES = ['user', 'annotator', 'outcome'] as const
 export type FeedbackSource = (typeof SOURCES)[number]
@@ -54,6 +62,11 @@ export interface IngestResponse {
   results: ItemResult[]
 }
 
+/** An answer waiting for extraction: a mirrored request's record, or an arm's answer. */
+type Pending =
+  | { job: JobRecord, arm: null, bytes: number }
+  | { job: null, arm: { requestId: string, url: string, backend: string, res: CapturedResponse }, bytes: number }
+
 /** A label as stored for idempotency: its kind and value. */
 type Encoded = string
 
@@ -76,7 +89,8 @@ export class Feedback {
   #routes!: Array<{ methods: Set<string>, paths: RegExp[], rate: number }>
   #classes!: Set<string> | null
   readonly #seenClasses = new Map<string, Set<string>>()
-  #queue: Array<() => void> = []
+  #queue: Pending[] = []
+  #queuedBytes = 0
   #scheduled = false
   #quality: QualityData = emptyQuality()
   #captureLimit!: number
@@ -144,18 +158,22 @@ export class Feedback {
     if (this.#closed || !this.sampled(job.requestId, job.method, job.url)) return
     const primary = job.primary.response
     if (primary === null) return
-    this.#enqueue(() => {
-      const models: Record<string, ModelPrediction> = {}
-      const served = this.#extract(primary, this.#compareFormat, job.url, 'primary')
-      if (served === null) return
-      models[job.backend] = served
-      for (const t of job.targets) {
-        if (t.kind !== 'shadow' || t.result?.response == null || t.name in models) continue
-        const m = this.#extract(t.result.response, t.compare.format, job.url, 'shadow')
-        if (m !== null) models[t.name] = m
-      }
-      this.#put(job.requestId, { at: Date.now(), served: job.backend, models })
-    })
+    let bytes = primary.body.length
+    for (const t of job.targets) bytes += t.result?.response?.body.length ?? 0
+    this.#enqueue({ job, arm: null, bytes })
+  }
+
+  #logJob (job: JobRecord): void {
+    const models: Record<string, ModelPrediction> = {}
+    const served = this.#extract(job.primary.response!, this.#compareFormat, job.url, 'primary')
+    if (served === null) return
+    models[job.backend] = served
+    for (const t of job.targets) {
+      if (t.kind !== 'shadow' || t.result?.response == null || t.name in models) continue
+      const m = this.#extract(t.result.response, t.compare.format, job.url, 'shadow')
+      if (m !== null) models[t.name] = m
+    }
+    this.#put(job.requestId, { at: Date.now(), served: job.backend, models })
   }
 
   /**
@@ -170,13 +188,14 @@ export class Feedback {
   /** An experiment arm answered a request nothing mirrored: log its prediction. */
   recordArm (requestId: string, url: string, backend: string, res: CapturedResponse): void {
     if (this.#closed) return
-    this.#enqueue(() => {
-      const m = this.#extract(res, this.#compareFormat, url, 'arm')
-      if (m !== null) this.#put(requestId, { at: Date.now(), served: backend, models: { [backend]: m } })
-    })
+    this.#enqueue({ job: null, arm: { requestId, url, backend, res }, bytes: res.body.length })
   }
 
   #extract (res: CapturedResponse, format: Config['compare']['format'], url: string, role: ModelRole): ModelPrediction | null {
+    if (res.body.length > MAX_EXTRACT_BYTES) {
+      this.#metrics.storeErrors.inc({ op: 'too_large' })
+      return null
+    }
     const e = extractResponse(res, format, url, this.#redact, MAX_DECODED)
     return e === null ? null : { role, format: e.format, instances: e.instances }
   }
@@ -191,12 +210,13 @@ export class Feedback {
     })
   }
 
-  #enqueue (task: () => void): void {
-    if (this.#queue.length >= MAX_QUEUED) {
+  #enqueue (p: Pending): void {
+    if (this.#queue.length >= MAX_QUEUED || (this.#queuedBytes + p.bytes > MAX_QUEUED_BYTES && this.#queue.length > 0)) {
       this.#metrics.storeErrors.inc({ op: 'queue' })
       return
     }
-    this.#queue.push(task)
+    this.#queuedBytes += p.bytes
+    this.#queue.push(p)
     if (!this.#scheduled) {
       this.#scheduled = true
       setImmediate(this.#drain)
@@ -208,9 +228,11 @@ export class Feedback {
     const q = this.#queue
     let i = 0
     while (i < q.length) {
-      const task = q[i++]!
+      const p = q[i++]!
+      this.#queuedBytes -= p.bytes
       try {
-        task()
+        if (p.job !== null) this.#logJob(p.job)
+        else this.#logArm(p.arm.requestId, p.arm.url, p.arm.backend, p.arm.res)
       } catch (err) {
         // A body the extraction trips on must never take the proxy down.
         this.#log.error({ err }, 'prediction extraction failed')
@@ -220,6 +242,11 @@ export class Feedback {
     this.#queue = i === q.length ? [] : q.slice(i)
     if (this.#queue.length > 0) setImmediate(this.#drain)
     else this.#scheduled = false
+  }
+
+  #logArm (requestId: string, url: string, backend: string, res: CapturedResponse): void {
+    const m = this.#extract(res, this.#compareFormat, url, 'arm')
+    if (m !== null) this.#put(requestId, { at: Date.now(), served: backend, models: { [backend]: m } })
   }
 
   /** Resolves once every queued extraction ran (tests, and shutdown). */
@@ -336,10 +363,12 @@ export class Feedback {
         if (right) this.#metrics.correct.inc({ model })
       }
       if (p.label !== undefined) {
-        const add = (cls: string, outcome: 'tp' | 'fp' | 'fn'): void => {
+        const add = (raw: string, outcome: 'tp' | 'fp' | 'fn'): void => {
+          // The same bounded class names in GET /quality as in the metrics: labels come from callers.
+          const cls = this.#classLabel(model, raw)
           const c = t.classes[cls] ??= { tp: 0, fp: 0, fn: 0 }
           c[outcome] += sign
-          if (metrics) this.#metrics.classes.inc({ model, class: this.#classLabel(model, cls), outcome })
+          if (metrics) this.#metrics.classes.inc({ model, class: cls, outcome })
         }
         if (right) add(label.value, 'tp')
         else { add(p.label, 'fp'); add(label.value, 'fn') }

@@ -43,6 +43,8 @@ export class RedisStore implements PredictionStore {
     this.#client = createClient({
       url: opts.url,
       disableOfflineQueue: true,
+      // Commands sent and waiting for replies are bounded too: a slow Redis makes puts fail, not pile up.
+      commandsQueueMaxLength: 10_000,
       commandOptions: { timeout: opts.commandTimeoutMs, rejectInFlight: true },
       socket: {
         connectTimeout: Math.max(1000, opts.commandTimeoutMs),
