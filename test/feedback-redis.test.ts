@@ -109,3 +109,29 @@ test('redis store: joins across two instances, idempotent across them, TTL expir
   const again = await post(a, { requestId: 'back-1', label: 'dog' })
   assert.equal(again.json.results[0].result, 'joined')
 })
+
+test('redis store never reachable: the proxy serves, predictions are dropped and counted, stop() is prompt', { timeout: 30_000 }, async () => {
+  const port = await freePort() // nothing listens there
+  const primary = await startUpstream(scriptedModel('p'))
+  const shadow = await startUpstream(scriptedModel('s'))
+  const app = await startPenumbra({
+    backends: { primary: { url: primary.url } },
+    primary: 'primary',
+    shadows: [{ name: 'cand', url: shadow.url }],
+    feedback: { store: 'redis', redis: { url: `redis://127.0.0.1:${port}` } }
+  })
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await request(`${urls(app).proxy}/v1/models/m:predict`, { method: 'POST', body: JSON.stringify({ instances: [{ p: 'cat', s: 'cat' }] }) })
+      assert.equal(r.statusCode, 200)
+      assert.deepEqual(await r.body.json(), { predictions: [{ label: 'cat', scores: [0.3, 0.7], latency_ms: 3 }] })
+    }
+    await waitFor(async () => metricValue(await scrape(app), 'penumbra_feedback_store_errors_total', { op: 'put' }) >= 3, 10_000, 'drops counted')
+    const res = await request(`${urls(app).admin}/feedback`, { method: 'POST', body: '{"requestId":"a","label":"cat"}' })
+    assert.equal(res.statusCode, 503)
+    assert.equal((await res.body.json() as { error: string }).error, 'PENUMBRA_STORE_UNAVAILABLE')
+  } finally {
+    await app.stop()
+    await primary.close(); await shadow.close()
+  }
+})
