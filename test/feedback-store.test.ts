@@ -222,3 +222,17 @@ test('feedback config: defaults, and every bad key named (exit 2 before listenin
   const r = validateConfig({ primary: P, feedback: { store: 'redis', redis: { url: 'redis://user:s3cret@redis:6379/0' } } })
   assert.equal(JSON.stringify(redactConfig(r)).includes('s3cret'), false)
 })
+
+test('POST /feedback needs the admin token when one is set; GET /quality too (protected reads)', { timeout: 30_000 }, async (t) => {
+  const { request } = await import('undici')
+  const r = await feedbackRig(t, { admin: { host: '127.0.0.1', port: 0, token: 'feedback-token-1' } })
+  const noToken = await request(`${r.admin}/feedback`, { method: 'POST', body: '{"requestId":"a","label":"x"}' })
+  assert.equal(noToken.statusCode, 401)
+  assert.equal((await noToken.body.json() as { error: string }).error, 'PENUMBRA_UNAUTHORIZED')
+  const read = await request(`${r.admin}/quality`)
+  await read.body.text()
+  assert.equal(read.statusCode, 401)
+  const ok = await r.post({ requestId: 'a', label: 'x' }) // the rig sends the token
+  assert.equal(ok.status, 200)
+  assert.equal(ok.json.results[0].result, 'unknown')
+})
