@@ -4,7 +4,7 @@ import { z } from 'zod'
 import { PenumbraError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import { MAX_EVENTS, parseEvents } from '../experiments/outcomes.js'
-import { MAX_FEEDBACK, parseFeedbackBody } from '../feedback/feedback.js'
+import { MAX_FEEDBACK, parseFeedbackBody } from '../feedback/feedback-input.js'
 
 /** What the admin listener reads and changes; implemented in-process or, with --workers, over IPC. */
 export interface AdminBackend {

@@ -1,4 +1,3 @@
-import { z } from 'zod'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
 import type { CapturedResponse } from '../compare/types.js'
@@ -12,10 +11,9 @@ import { MemoryStore } from './memory-store.js'
 import { RedisStore } from './redis-store.js'
 import type { FeedbackMetrics, FeedbackResult } from './feedback-metrics.js'
 import { ArmTap } from './arm-tap.js'
+import { parseItem, type FeedbackItem, type IngestResponse, type ItemResult } from './feedback-input.js'
 import { addHistory, analyseQuality, emptyModel, emptyQuality, type ModelTally, type QualityData, type QualityReport } from './quality.js'
 
-/** Most labels one `POST /feedback` may carry (more is 413). */
-export const MAX_FEEDBACK = 10_000
 /** Answers waiting for extraction; past it new ones are dropped and counted (`store_errors{op="queue"}`). */
 const MAX_QUEUED = 10_000
 /** …and at most this many captured bytes waiting (the bodies are held until extracted). */
@@ -32,35 +30,6 @@ const SLICE_MS = 1
 const MAX_CLASSES = 20
 /** Largest decoded (decompressed) body the extraction reads. */
 const MAX_DECODED = 4 * MAX_EXTRACT_BYTES
-
-const SOURCES = ['user', 'annotator', 'outcome'] as const
-export type FeedbackSource = (typeof SOURCES)[number]
-
-const itemSchema = z.strictObject({
-  requestId: z.string().min(1, 'must be a non-empty string').max(256, 'must be at most 256 characters'),
-  instance: z.number().int('must be a whole number >= 0').min(0, 'must be a whole number >= 0').default(0),
-  label: z.union([z.string().min(1).max(2048), z.number().refine(Number.isFinite), z.boolean()], 'must be a string, a number or a boolean').optional(),
-  value: z.number('must be a number').refine(Number.isFinite, 'must be a finite number').optional(),
-  source: z.enum(SOURCES, 'must be user, annotator or outcome').default('user'),
-  at: z.union([z.string(), z.number()]).refine((v) => !Number.isNaN(new Date(v).getTime()), 'must be an ISO 8601 time or epoch milliseconds').optional()
-}).refine((e) => (e.label === undefined) !== (e.value === undefined), 'needs exactly one of label (classification, text) and value (regression)')
-
-type Item = z.output<typeof itemSchema>
-
-/** One item's outcome in the response of `POST /feedback`. */
-export interface ItemResult {
-  index: number
-  result: FeedbackResult
-  /** A changed label of the same (requestId, instance, source): the old one was replaced. */
-  replaced?: boolean
-  message?: string
-}
-
-/** The response of `POST /feedback`. */
-export interface IngestResponse {
-  counts: Record<FeedbackResult, number>
-  results: ItemResult[]
-}
 
 /** An answer waiting for extraction: a mirrored request's record, or an arm's answer. */
 type Pending =
@@ -264,13 +233,11 @@ export class Feedback {
    */
   async ingest (raw: readonly unknown[], count = true): Promise<IngestResponse> {
     const results: ItemResult[] = new Array(raw.length)
-    const valid: Array<{ index: number, item: Item }> = []
+    const valid: Array<{ index: number, item: FeedbackItem }> = []
     raw.forEach((r, index) => {
-      const line = malformedLine(r)
-      if (line !== null) { results[index] = { index, result: 'invalid', message: `line ${line}: not valid JSON` }; return }
-      const parsed = itemSchema.safeParse(r)
-      if (parsed.success) valid.push({ index, item: parsed.data })
-      else results[index] = { index, result: 'invalid', message: issueMessage(parsed.error.issues[0]!) }
+      const p = parseItem(r)
+      if (p.item !== null) valid.push({ index, item: p.item })
+      else results[index] = { index, result: 'invalid', message: p.message }
     })
     const ids = [...new Set(valid.map((v) => v.item.requestId))]
     let lookups
@@ -281,7 +248,7 @@ export class Feedback {
       throw new PenumbraError('PENUMBRA_STORE_UNAVAILABLE', `the prediction log (${this.store.kind}) cannot be read: ${(err as Error).message}; nothing was recorded, repeat the call`)
     }
     const byId = new Map(ids.map((id, i) => [id, lookups[i]!]))
-    const toSwap: Array<{ index: number, item: Item, record: PredictionRecord, key: string, label: Encoded }> = []
+    const toSwap: Array<{ index: number, item: FeedbackItem, record: PredictionRecord, key: string, label: Encoded }> = []
     for (const { index, item } of valid) {
       const l = byId.get(item.requestId)!
       if (l.record === null) {
@@ -435,7 +402,7 @@ export class Feedback {
 
 type Label = { kind: 'label', value: string } | { kind: 'value', value: number }
 
-function encode (item: Item): Encoded {
+function encode (item: FeedbackItem): Encoded {
   return item.value !== undefined ? `v:${item.value}` : `l:${String(item.label)}`
 }
 
@@ -456,7 +423,7 @@ function normaliseText (s: string): string {
 }
 
 /** Why a label does not fit the served model's prediction of that instance (null: it fits). */
-function kindProblem (record: PredictionRecord, item: Item): string | null {
+function kindProblem (record: PredictionRecord, item: FeedbackItem): string | null {
   const served = record.models[record.served]
   const n = served?.instances.length ?? 0
   if (served === undefined || item.instance >= n) return `instance: request "${item.requestId}" has ${n} instance${n === 1 ? '' : 's'} (0..${Math.max(0, n - 1)}), not ${item.instance}`
@@ -467,67 +434,4 @@ function kindProblem (record: PredictionRecord, item: Item): string | null {
   if (item.value !== undefined && kind !== 'regression') return `value: the prediction (${where}) is a ${kind === 'class' ? 'class label' : 'generated text'}: send label, not value`
   if (item.label !== undefined && kind === 'regression') return `label: the prediction (${where}) is a regression value: send value (a number), not label`
   return null
-}
-
-function issueMessage (i: z.core.$ZodIssue): string {
-  if (i.code === 'unrecognized_keys') return `${i.keys.join(', ')}: unknown key (requestId, instance, label, value, source, at)`
-  if (i.code === 'invalid_type' && i.path.length === 0) return 'item: must be a JSON object'
-  return `${i.path.length > 0 ? i.path.join('.') : 'item'}: ${i.message}`
-}
-
-/** Marks an NDJSON line that is not JSON (a plain object: it crosses the `--workers` IPC). */
-const MALFORMED = '__penumbraMalformedLine'
-
-/**
- * A `POST /feedback` body: one JSON object, a JSON array, or (`ndjson`) one object per line. A
- * line that is not JSON becomes an item reported `invalid` at its index; the other lines count.
- * Null when a JSON body is not JSON at all.
- */
-export function parseFeedbackBody (text: string, ndjson: boolean): unknown[] | null {
-  if (ndjson) {
-    const out: unknown[] = []
-    let line = 0
-    for (const l of text.split('\n')) {
-      line++
-      if (l.trim() === '') continue
-      try {
-        out.push(JSON.parse(l))
-      } catch {
-        out.push({ [MALFORMED]: line })
-      }
-    }
-    return out
-  }
-  let doc: unknown
-  try { doc = JSON.parse(text) } catch { return null }
-  return Array.isArray(doc) ? doc : [doc]
-}
-
-function malformedLine (r: unknown): number | null {
-  if (typeof r !== 'object' || r === null || !(MALFORMED in r)) return null
-  return Number((r as Record<string, unknown>)[MALFORMED])
-}
-
-/** Which result wins when several processes answered the same item (`--workers`, memory store). */
-const PRECEDENCE: Record<FeedbackResult, number> = { joined: 4, duplicate: 3, invalid: 2, expired: 1, unknown: 0 }
-
-/**
- * Merges the answers of several processes to one batch, item by item: the process that holds
- * the prediction answers for it (joined, duplicate, invalid), the others only know it as
- * expired or unknown.
- */
-export function mergeIngest (answers: readonly IngestResponse[]): IngestResponse {
-  const first = answers[0]
-  if (first === undefined) return { counts: { joined: 0, unknown: 0, expired: 0, duplicate: 0, invalid: 0 }, results: [] }
-  const results = first.results.map((r, i) => {
-    let best = r
-    for (const a of answers) {
-      const o = a.results[i]
-      if (o !== undefined && PRECEDENCE[o.result] > PRECEDENCE[best.result]) best = o
-    }
-    return best
-  })
-  const counts: Record<FeedbackResult, number> = { joined: 0, unknown: 0, expired: 0, duplicate: 0, invalid: 0 }
-  for (const r of results) counts[r.result]++
-  return { counts, results }
 }
