@@ -132,3 +132,28 @@ test('end to end: a better shadow is found by GET /quality from labels posted to
   assert.ok(pair.difference.lower > 0)
   assert.ok(q.coverage.rate === 1 && q.coverage.warnings.length === 1, JSON.stringify(q.coverage.warnings)) // one source only: "user" dominates
 })
+
+test('LLM answers: streamed and not, the text is logged and judged against a text label', { timeout: 30_000 }, async (t) => {
+  const { startFakeOpenAI } = await import('./helpers/fake-openai.js')
+  const { startPenumbra, urls } = await import('./helpers/servers.js')
+  const { request } = await import('undici')
+  const { waitFor } = await import('./helpers/common.js')
+  const { metricValue, scrape } = await import('./helpers/shadow-util.js')
+  const primary = await startFakeOpenAI({ answer: { content: 'Paris' } })
+  const shadow = await startFakeOpenAI({ answer: { content: 'Lyon' } })
+  const app = await startPenumbra({ backends: { gpt: { url: primary.url } }, primary: 'gpt', shadows: [{ name: 'small', url: shadow.url }] })
+  t.after(async () => { await app.stop(); await primary.close(); await shadow.close() })
+  const { proxy, admin } = urls(app)
+  for (const [id, stream] of [['llm-1', true], ['llm-2', false]] as const) {
+    const r = await request(`${proxy}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: JSON.stringify({ model: 'm', stream, messages: [{ role: 'user', content: 'Capital of France?' }] }) })
+    await r.body.text()
+  }
+  await waitFor(async () => metricValue(await scrape(app), 'penumbra_feedback_predictions_total', { model: 'small' }) >= 2, 10_000, 'both answers logged')
+  const res = await request(`${admin}/feedback`, { method: 'POST', body: JSON.stringify([{ requestId: 'llm-1', label: ' paris ' }, { requestId: 'llm-2', label: 'Paris' }, { requestId: 'llm-2', value: 1, source: 'annotator' }]) })
+  const body = await res.body.json() as any
+  assert.deepEqual(body.results.map((r: any) => r.result), ['joined', 'joined', 'invalid'])
+  assert.match(body.results[2].message, /generated text: send label, not value/)
+  const q = await (await request(`${admin}/quality`)).body.json() as any
+  assert.deepEqual(q.models.map((m: any) => [m.model, m.accuracy.correct, m.labelled]), [['gpt', 2, 2], ['small', 0, 2]])
+  assert.equal(q.paired[0].discordant.primaryOnly, 2)
+})
