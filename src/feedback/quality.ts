@@ -225,7 +225,10 @@ export function pairedQuality (p: PairTally, confidence: number): PairedQuality 
   if (p.n <= 0) {
     return { ...base, n: 0, primaryAccuracy: null, shadowAccuracy: null, difference: null, test: 'mcnemar', p: null, verdict: 'no_data', summary: `no labelled instance of both ${p.primary} and ${p.shadow} yet: no verdict` }
   }
-  const m = mcnemar(Math.max(0, p.b), Math.max(0, p.c), p.n, confidence)
+  // A label replaced on another replica than the one that first counted it leaves this replica's
+  // share inconsistent (the fleet's sum is right): clamp rather than fail the whole report.
+  const b = Math.min(Math.max(0, p.b), p.n)
+  const m = mcnemar(b, Math.min(Math.max(0, p.c), p.n - b), p.n, confidence)
   const verdict = m.p < alpha ? (m.c > m.b ? 'shadow_better' : 'primary_better') : 'no_difference_detected'
   const diff = m.difference
   const pct = (x: number): string => `${(Math.abs(x) * 100).toFixed(1)}%`
