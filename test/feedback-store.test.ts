@@ -236,3 +236,24 @@ test('POST /feedback needs the admin token when one is set; GET /quality too (pr
   assert.equal(ok.status, 200)
   assert.equal(ok.json.results[0].result, 'unknown')
 })
+
+test('per-route sample rates; compare.mismatches.redact.paths applies to what is logged', { timeout: 30_000 }, async (t) => {
+  const { request } = await import('undici')
+  const r = await feedbackRig(t, {
+    feedback: { routes: [{ paths: ['/v1/models/private:predict'], sampleRate: 0 }] },
+    compare: { mismatches: { redact: { paths: ['/predictions/*/label'] } } }
+  })
+  for (const path of ['/v1/models/private:predict', '/v1/models/m:predict']) {
+    const res = await request(`${r.proxy}${path}`, { method: 'POST', body: JSON.stringify({ instances: [{ p: 'alice-smith', s: 'bob' }] }), headers: { 'x-request-id': path.includes('private') ? 'priv' : 'pub' } })
+    await res.body.text()
+  }
+  await r.logged(1)
+  const [priv, pub] = await r.app.feedback.store.getMany(['priv', 'pub'])
+  assert.deepEqual(priv, { record: null, expired: false }) // sampleRate 0 on that route: never logged
+  assert.ok(pub!.record !== null)
+  // The label was redacted before extraction: the argmax of the scores is what is kept.
+  assert.deepEqual(pub!.record.models.primary!.instances, [{ label: '1', scores: [0.3, 0.7] }])
+  assert.equal(JSON.stringify(pub!.record).includes('alice-smith'), false)
+  assert.equal(r.app.feedback.rateFor('POST', '/v1/models/private:predict?x=1'), 0)
+  assert.equal(r.app.feedback.rateFor('POST', '/v1/models/m:predict'), 1)
+})
