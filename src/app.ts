@@ -19,6 +19,9 @@ import { Experiment, describeExperiment } from './experiments/experiment.js'
 import { ExposureLog } from './experiments/exposure-log.js'
 import { Outcomes } from './experiments/outcomes.js'
 import { withAnalysis } from './experiments/analysis.js'
+import { Feedback } from './feedback/feedback.js'
+import { qualityBody } from './feedback/quality-body.js'
+import type { QualityData } from './feedback/quality.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -70,6 +73,8 @@ export class Penumbra implements ProcessOps {
   readonly selection: PrimarySelection
   readonly exposures: ExposureLog
   readonly outcomes: Outcomes
+  /** Prediction log, labels and online quality (issue #19). */
+  readonly feedback: Feedback
   readonly #probe = new OriginProbe()
   #stopped: Promise<void> | null = null
 
@@ -85,11 +90,14 @@ export class Penumbra implements ProcessOps {
     this.selection = new PrimarySelection(config.primary, restored)
     this.runtime = new RuntimeState(this.backends, this.selection.status.backend)
     this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
-    this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime, this.log)
+    this.feedback = new Feedback(config, this.metrics.feedback, this.log)
+    // Finished mirrored requests go to the comparison stage and to the prediction log.
+    const jobs = { consume: (job: Parameters<CompareStage['consume']>[0]) => { this.compare.consume(job); this.feedback.consume(job) } }
+    this.shadows = new ShadowSet(config, this.metrics, jobs, this.backends, this.runtime, this.log)
     this.#loadExperiments(config)
     this.exposures = new ExposureLog(config.experimentSettings.eventWindowMs)
     this.outcomes = new Outcomes(this.metrics.outcomes, this.exposures)
-    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime, this.exposures)
+    this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime, this.exposures, this.feedback)
     this.admin = opts.admin === false || !config.admin.enabled ? null : new AdminServer(this.backend(), this.log, config.admin)
   }
 
@@ -126,6 +134,7 @@ export class Penumbra implements ProcessOps {
     if (next.admin.host !== this.config.admin.host || next.admin.port !== this.config.admin.port) notes.push('admin: address changes need a restart; kept the old one')
     if (next.workers !== this.config.workers) notes.push('workers: changes need a restart')
     this.compare.reload(next)
+    notes.push(...this.feedback.reload(next))
     this.backends.load(next)
     const before = this.selection.status.backend
     const note = this.selection.reload(next.primary, (n) => this.backends.has(n))
@@ -157,6 +166,7 @@ export class Penumbra implements ProcessOps {
     if (abandoned > 0) this.log.warn({ abandoned }, 'shutdown deadline reached: shadow requests still in flight were abandoned')
     await this.backends.close(deadline)
     await this.compare.close(deadline)
+    await this.feedback.close()
     await this.admin?.close()
     this.log.flush()
   }
@@ -183,6 +193,8 @@ export class Penumbra implements ProcessOps {
       mismatch: async (id) => op.mismatch(this, id),
       report: async () => this.reportJson(),
       noise: async () => op.noise(this),
+      postFeedback: async (items) => this.feedback.ingest(items),
+      quality: async () => this.qualityJson(),
       statusPage: statusPageHtml,
       backends: async () => this.describeBackends(true),
       primary: async () => this.selection.status,
@@ -298,6 +310,21 @@ export class Penumbra implements ProcessOps {
       pending: this.compare.pending,
       stored: this.compare.store.size
     }
+  }
+
+  /** Feedback tallies of this process (`--workers`: summed by the primary). */
+  feedbackData (): QualityData {
+    return this.feedback.data()
+  }
+
+  /** `POST /feedback` items, from the `--workers` primary (which counts the results itself). */
+  ingestFeedback (items: unknown[]): Promise<unknown> {
+    return this.feedback.ingest(items, false)
+  }
+
+  /** `GET /quality` of this process. */
+  qualityJson (): unknown {
+    return qualityBody([this.feedbackData()], this.feedback.settings)
   }
 
   /** `GET /report` of this process. */

@@ -37,7 +37,9 @@ export const ErrorCodes = {
   /** `PUT /primary` with `requireReady`: the backend did not accept a connection; nothing was switched. */
   PENUMBRA_BACKEND_NOT_READY: 409,
   /** An admin operation that the current state does not allow (e.g. a rollback with no previous primary). */
-  PENUMBRA_CONFLICT: 409
+  PENUMBRA_CONFLICT: 409,
+  /** `POST /feedback`: the prediction log (Redis) cannot be reached; nothing was recorded, the call can be repeated. */
+  PENUMBRA_STORE_UNAVAILABLE: 503
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -53,7 +53,15 @@ const CONTRACT: Record<string, string> = {
   penumbra_llm_time_to_first_token_seconds: 'histogram',
   penumbra_llm_time_per_output_token_seconds: 'histogram',
   penumbra_llm_tokens_total: 'counter',
-  penumbra_comparison_shadow_errors_total: 'counter'
+  penumbra_comparison_shadow_errors_total: 'counter',
+  penumbra_feedback_total: 'counter',
+  penumbra_feedback_labelled_total: 'counter',
+  penumbra_feedback_correct_total: 'counter',
+  penumbra_feedback_class_total: 'counter',
+  penumbra_feedback_abs_error_sum_total: 'counter',
+  penumbra_feedback_sq_error_sum_total: 'counter',
+  penumbra_feedback_predictions_total: 'counter',
+  penumbra_feedback_store_errors_total: 'counter'
 }
 
 /** Series Prometheus itself adds to every target. */

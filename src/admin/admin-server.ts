@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.js'
 import { MAX_EVENTS, parseEvents } from '../experiments/outcomes.js'
 import type { ExperimentAnalysis } from '../experiments/analysis.js'
 import { AnalysisHistory, MIN_SPACING_MS } from './analysis-history.js'
+import { MAX_FEEDBACK, parseFeedbackBody } from '../feedback/feedback-input.js'
 
 /** What the admin listener reads and changes; implemented in-process or, with --workers, over IPC. */
 export interface AdminBackend {
@@ -22,6 +23,10 @@ export interface AdminBackend {
   mismatch (id: string): Promise<unknown>
   report (): Promise<unknown>
   noise (): Promise<unknown>
+  /** `POST /feedback`: `{counts, results: [{index, result, message?}]}`. */
+  postFeedback (items: unknown[]): Promise<unknown>
+  /** `GET /quality`: online quality per model, paired comparisons, coverage. */
+  quality (): Promise<unknown>
   /** The status page (HTML), when one is shipped. */
   statusPage? (): string
   backends (): Promise<unknown>
@@ -137,6 +142,8 @@ export class AdminServer {
         }
         case '/noise':
           return json(res, 200, await b.noise())
+        case '/quality':
+          return json(res, 200, await b.quality())
         case '/backends':
           return json(res, 200, await b.backends())
         case '/primary':
@@ -187,6 +194,14 @@ export class AdminServer {
       if (events === null) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: must be a JSON event, a JSON array of events, or application/x-ndjson')
       if (events.length > MAX_EVENTS) throw new PenumbraError('PENUMBRA_BODY_TOO_LARGE', `at most ${MAX_EVENTS} events per call (got ${events.length})`)
       return json(res, 200, await b.postEvents(events))
+    }
+    if (method === 'POST' && path === '/feedback') {
+      this.#authorize(req)
+      const ndjson = /^application\/(x-)?ndjson\b/i.test(req.headers['content-type'] ?? '')
+      const items = parseFeedbackBody(await readBody(req, MAX_EVENTS_BODY), ndjson)
+      if (items === null) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'body: must be a JSON label, a JSON array of labels, or application/x-ndjson')
+      if (items.length > MAX_FEEDBACK) throw new PenumbraError('PENUMBRA_BODY_TOO_LARGE', `at most ${MAX_FEEDBACK} labels per call (got ${items.length})`)
+      return json(res, 200, await b.postFeedback(items))
     }
     if (method === 'PATCH' && path.startsWith('/experiments/')) {
       this.#authorize(req)

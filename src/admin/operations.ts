@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js'
 import type { PrimaryStatus } from '../runtime/primary-selection.js'
 import { ShadowReport, type ShadowReportData, type ShadowView } from '../compare/shadow-report.js'
+import type { QualityData } from '../feedback/quality.js'
 
 /** One process's share of `GET /report`: per shadow its view and accumulated numbers. */
 export interface ProcessReport {
@@ -37,6 +38,10 @@ export interface ProcessOps {
   /** Outcome events; `byUnitOnly` (a --workers process): events by request id are refused. */
   postEvents: (events: unknown[], byUnitOnly: boolean) => unknown
   patchExperiment: (name: string, patch: ExperimentPatch) => unknown
+  /** Feedback tallies (`GET /quality`, summed over workers). */
+  feedbackData: () => QualityData
+  /** `POST /feedback` items; the caller counts `penumbra_feedback_total`. */
+  ingestFeedback: (items: unknown[]) => Promise<unknown>
 }
 
 /**
@@ -55,7 +60,9 @@ export const OPERATIONS = {
   applyPrimary: (p: ProcessOps, status: PrimaryStatus) => p.applyPrimary(status),
   experiments: (p: ProcessOps) => p.describeExperiments(),
   events: (p: ProcessOps, a: { events: unknown[] }) => p.postEvents(a.events, true),
-  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch)
+  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch),
+  feedbackData: (p: ProcessOps) => p.feedbackData(),
+  feedback: async (p: ProcessOps, a: { items: unknown[] }) => await p.ingestFeedback(a.items)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

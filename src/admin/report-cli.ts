@@ -53,6 +53,30 @@ export function renderReport (report: { generatedAt: string, shadows: ShadowRepo
   return out.join('\n') + '\n'
 }
 
+interface QualityJson {
+  models: Array<{ model: string, role: string, labelled: number, accuracy: { rate: number, lower: number, upper: number, correct: number } | null, regression: { n: number, mae: { value: number, lower: number, upper: number }, rmse: { value: number, lower: number, upper: number } } | null }>
+  paired: Array<{ primary: string, shadow: string, verdict: string, summary: string }>
+  coverage: { logged: number, labelled: number, rate: number | null, warnings: string[] }
+}
+
+const num = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : '-')
+
+/** Renders `GET /quality` (online quality from labels) as the report's second part. */
+export function renderQuality (q: QualityJson): string {
+  const out: string[] = ['', 'quality (labels posted to POST /feedback)']
+  if (q.models.length === 0) out.push('  no labelled predictions yet')
+  for (const m of q.models) {
+    const acc = m.accuracy === null ? '' : `accuracy ${pct(m.accuracy.rate)}  95% CI [${pct(m.accuracy.lower)}, ${pct(m.accuracy.upper)}]  (${m.accuracy.correct}/${m.labelled})`
+    const reg = m.regression === null ? '' : `MAE ${num(m.regression.mae.value)} [${num(m.regression.mae.lower)}, ${num(m.regression.mae.upper)}], RMSE ${num(m.regression.rmse.value)} [${num(m.regression.rmse.lower)}, ${num(m.regression.rmse.upper)}]  (n ${m.regression.n})`
+    out.push(`  ${m.model.padEnd(20)} ${m.role.padEnd(8)} ${[acc, reg].filter((s) => s !== '').join('; ') || 'no judged label'}`)
+  }
+  for (const p of q.paired) out.push(`  ${p.primary} vs ${p.shadow}: ${p.summary}`)
+  const c = q.coverage
+  out.push(`  coverage ${c.rate === null ? '-' : pct(c.rate)} (${c.labelled} of ${c.logged} logged predictions labelled)`)
+  for (const w of c.warnings) out.push(`  warning: ${w}`)
+  return out.join('\n') + '\n'
+}
+
 /** GET `path` of the admin API; the parsed JSON, or an error message (exit 1). */
 async function adminGet (admin: string, path: string, token: string | undefined): Promise<{ ok: true, value: unknown, text: string } | { ok: false, status: number, message: string }> {
   const url = new URL(path, admin)
@@ -109,11 +133,13 @@ export async function runReport (args: string[], env: NodeJS.ProcessEnv = proces
   // An older penumbra has no /experiments: the shadow report alone is still a report.
   const list = experiments.ok ? experiments.value as ExperimentJson[] : []
   if (!experiments.ok && experiments.status !== 404) return failed(experiments.message)
+  const q = await adminGet(admin, '/quality', token)
+  const quality = q.ok ? q.value as QualityJson : null
   if (asJson) {
-    process.stdout.write(JSON.stringify({ ...(report.value as object), experiments: list }, null, 2) + '\n')
+    process.stdout.write(JSON.stringify({ ...(report.value as object), experiments: list, ...(quality === null ? undefined : { quality }) }, null, 2) + '\n')
     return 0
   }
-  process.stdout.write(renderReport(report.value as Parameters<typeof renderReport>[0]) + renderExperiments(list))
+  process.stdout.write(renderReport(report.value as Parameters<typeof renderReport>[0]) + renderExperiments(list) + (quality === null ? '' : renderQuality(quality)))
   return 0
 }
 

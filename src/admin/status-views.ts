@@ -8,6 +8,7 @@
 
 import { EXPERIMENTS_VIEW } from './status-view-experiments.js'
 import { llmStatusView } from './status-view-llm.js'
+import { qualityView } from './status-view-quality.js'
 
 /** One view: its CSS (appended to the page's) and its script. */
 export interface StatusView {
@@ -18,5 +19,6 @@ export interface StatusView {
 /** The views, in page order. */
 export const STATUS_VIEWS: readonly StatusView[] = [
   llmStatusView,
+  qualityView,
   EXPERIMENTS_VIEW
 ]

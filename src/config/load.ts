@@ -104,6 +104,7 @@ export function redactConfig (config: Config): unknown {
   const copy = structuredClone(config) as Config
   if (copy.admin.token !== null) (copy.admin as { token: string | null }).token = '[REDACTED]'
   for (const s of copy.shadows) redactShadowSecrets(s)
+  copy.feedback.redis.url = redactUrlPassword(copy.feedback.redis.url)
   return copy
 }
 
@@ -113,4 +114,13 @@ export function redactConfig (config: Config): unknown {
  */
 export function redactShadowSecrets (s: { headers: { set: Record<string, string> } }): void {
   for (const name of Object.keys(s.headers.set)) s.headers.set[name] = '[REDACTED]'
+}
+
+/** A URL with its password (if any) replaced by `[REDACTED]` (redis://user:secret@host). */
+function redactUrlPassword (url: string): string {
+  if (!URL.canParse(url)) return url
+  const u = new URL(url)
+  if (u.password === '') return url
+  u.password = 'REDACTED'
+  return u.toString()
 }

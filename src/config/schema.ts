@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { overridable } from './overridable.js'
 import { compilePathGlob } from '../shadow/sampler.js'
 import { llmSchema, shadowLlmSchema } from './llm-schema.js'
+import { feedbackSchema } from './feedback-schema.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -292,6 +293,8 @@ export const configSchema = z.strictObject({
   }),
   compare: compareSchema.prefault({}),
   experiments: z.array(experiment).default([]),
+  /** Prediction log, labels and online quality (issue #19; src/config/feedback-schema.ts). */
+  feedback: feedbackSchema.prefault({}),
   /** How long a request id is kept for joining outcome events posted by request id. */
   experimentSettings: z.strictObject({
     eventWindowMs: positiveMs.default(24 * 60 * 60 * 1000)

@@ -46,6 +46,23 @@ export function predict (x: number[], opts: DemoModelOptions): { label: string, 
   return { label, scores: scores.map((s) => Math.round(s * 1e6) / 1e6), latency_ms: Math.round(Math.random() * 100) / 100 }
 }
 
+/**
+ * The demo's ground truth for an input (what `npm run demo:traffic -- --feedback` posts): v1's
+ * label, except on the 14% of inputs (by the same hash as the shadow's changes) where the truth
+ * is the class the shadow moves to. So with the default disagreeRate 0.1 the shadow is right on
+ * every input where it changes its answer, and v2 is ~10 points more accurate than v1 (about 96%
+ * against 86%): the demo's quality panel has a better shadow to find.
+ */
+export function truth (x: number[]): string {
+  const scores = softmax(W.map((w, k) => w.reduce((acc, wi, i) => acc + wi * (Number(x[i]) || 0), B[k]!)))
+  const top = scores.indexOf(Math.max(...scores))
+  const u = stickyUniform('demo', JSON.stringify(x))
+  return LABELS[u < TRUTH_FLIP ? (top + 1) % LABELS.length : top]!
+}
+
+/** Share of inputs whose true class is not v1's (see {@link truth}). */
+const TRUTH_FLIP = 0.14
+
 function send (res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })

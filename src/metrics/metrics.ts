@@ -4,6 +4,7 @@ import type { ExperimentMetricsFactory } from '../experiments/experiment.js'
 import { EXPERIMENT_LATENCY_BUCKETS } from '../experiments/arm-tally.js'
 import type { OutcomeCounters } from '../experiments/outcomes.js'
 import { LLM_KINDS, type LlmComparison } from '../compare/llm/agreement.js'
+import { FeedbackMetrics } from '../feedback/feedback-metrics.js'
 
 // Every metric penumbra exports is defined here: the names and labels are the public contract of
 // issues #2, #3 and #4 (README "Metrics reference"). Label values come from config (shadow names)
@@ -96,6 +97,8 @@ export class Metrics {
   readonly experimentDuration: Histogram<'experiment' | 'variant'>
   readonly experimentUnits: Counter<'experiment' | 'variant'>
   readonly outcomes: OutcomeCounters
+  /** Prediction log, labels and online quality (issue #19). */
+  readonly feedback: FeedbackMetrics
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
     const registry = this.registry = new Registry()
@@ -157,6 +160,7 @@ export class Metrics {
       sumSquares: new Counter({ name: 'penumbra_experiment_outcome_sum_squares_total', help: 'Sum of the squared outcome values per experiment arm and metric (for variances).', labelNames: om, registers: r }),
       events: new Counter({ name: 'penumbra_events_total', help: 'Outcome events posted to POST /events, by result (accepted, invalid, unknown_experiment, unknown_metric, not_enrolled, unknown_request, invalid_value).', labelNames: ['result'], registers: r })
     }
+    this.feedback = new FeedbackMetrics(registry)
     // Finer buckets than the proxy's (25% apart): the latency verdicts are computed from them.
     this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered (a client that went away first, 499, is not observed).', labelNames: ['experiment', 'variant'], buckets: [...EXPERIMENT_LATENCY_BUCKETS], registers: r })
     this.experimentUnits = new Counter({ name: 'penumbra_experiment_units_total', help: 'Distinct units first exposed to each experiment variant in this process (the sample-ratio test reads it).', labelNames: ['experiment', 'variant'], registers: r })

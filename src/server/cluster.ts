@@ -10,6 +10,10 @@ import { OriginProbe } from '../upstream/probe.js'
 import { withAnalysis } from '../experiments/analysis.js'
 import { primarySwitchesCounter } from '../metrics/metrics.js'
 import type { Counter } from 'prom-client'
+import { mergeIngest, type IngestResponse } from '../feedback/feedback-input.js'
+import { feedbackTotalCounter } from '../feedback/feedback-metrics.js'
+import { qualityBody } from '../feedback/quality-body.js'
+import type { QualityData } from '../feedback/quality.js'
 
 // `--workers N` (issue #2): the primary process forks N workers that share the proxy port
 // (node:cluster), and serves the admin port itself. /metrics is prom-client's
@@ -61,6 +65,8 @@ export class ClusterBackend implements AdminBackend {
   /** The authoritative blue/green choice: workers are told, and new workers start with it. */
   readonly #selection: PrimarySelection
   readonly #switches: Counter<'from' | 'to'> | null
+  /** `penumbra_feedback_total`: counted here, where the workers' answers to a batch are merged. */
+  readonly #feedbackTotal: Counter<'result'> | null
   readonly #probe = new OriginProbe()
   readonly #log: { info (o: object, m: string): void } | null
 
@@ -69,6 +75,7 @@ export class ClusterBackend implements AdminBackend {
     this.#ready = ready
     this.#own = opts.own ?? null
     this.#switches = this.#own === null ? null : primarySwitchesCounter([this.#own])
+    this.#feedbackTotal = this.#own === null ? null : feedbackTotalCounter([this.#own])
     this.#log = opts.log ?? null
     this.#selection = new PrimarySelection(config.primary)
     if (opts.statusPage !== undefined) this.statusPage = opts.statusPage
@@ -262,6 +269,36 @@ export class ClusterBackend implements AdminBackend {
     const why = [...new Set(failed.map((a) => a.error?.message ?? 'failed'))].join('; ')
     throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE',
       `applied in ${answers.length - failed.length} of ${answers.length} workers (${why}); the others keep their previous state: repeat the PATCH (it is idempotent)`)
+  }
+
+  /**
+   * `POST /feedback` with --workers. With the Redis store one worker takes the batch (every
+   * worker reads the same log); with the memory store every worker is asked, since the
+   * prediction is in whichever one answered the request, and the answers are merged item by
+   * item. Repeating a batch is safe (labels are idempotent).
+   */
+  async postFeedback (items: unknown[]): Promise<unknown> {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected())
+    if (workers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting): no label was recorded')
+    const targets = this.#config.feedback.store === 'redis' ? [workers[0]!] : workers
+    const answers = await Promise.all(targets.map(async (w) => this.#askOne(w, 'feedback', { items })))
+    const failed = answers.filter((a) => !a.ok)
+    if (failed.length > 0) {
+      const refused = clientError(failed)
+      if (failed.length === answers.length && refused !== null) throw refused
+      const code = failed.every((a) => a.error?.code === 'PENUMBRA_STORE_UNAVAILABLE') ? 'PENUMBRA_STORE_UNAVAILABLE' : 'PENUMBRA_WORKER_UNAVAILABLE'
+      throw new PenumbraError(code, `${failed.length} of ${answers.length} workers could not take the labels (${failed[0]!.error?.message ?? 'failed'}): repeat the call (labels already recorded count once)`)
+    }
+    const merged = mergeIngest(answers.map((a) => a.value as IngestResponse))
+    for (const [result, n] of Object.entries(merged.counts)) if (n > 0) this.#feedbackTotal?.inc({ result }, n)
+    return merged
+  }
+
+  /** `GET /quality` over every worker's tallies. */
+  async quality (): Promise<unknown> {
+    const parts = await this.#values('feedbackData') as QualityData[]
+    const f = this.#config.feedback
+    return qualityBody(parts, { confidence: f.confidence, minCoverage: f.minCoverage }, { workers: parts.length })
   }
 
   async mismatches (q: { shadow?: string, limit?: number }): Promise<unknown> {

@@ -13,6 +13,7 @@ import type { UpstreamErrorReason } from '../upstream/upstream-error.js'
 import type { Backend } from '../upstream/backend.js'
 import type { RuntimeState } from '../runtime/runtime-state.js'
 import type { ExposureLog } from '../experiments/exposure-log.js'
+import type { Feedback } from '../feedback/feedback.js'
 import { Router } from '../routing/router.js'
 import { sendError, sendSocketError } from '../proxy/send-error.js'
 import { PenumbraError } from '../errors.js'
@@ -64,9 +65,12 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
   #idle: Array<() => void> = []
 
   readonly #exposures: ExposureLog | null
+  /** The prediction log, for experiment arms' answers nothing mirrors (issue #19). */
+  readonly #feedback: Feedback | null
 
-  constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet, runtime: RuntimeState, exposures: ExposureLog | null = null) {
+  constructor (config: Config, metrics: Metrics, log: Logger, shadows: ShadowSet, runtime: RuntimeState, exposures: ExposureLog | null = null, feedback: Feedback | null = null) {
     this.#exposures = exposures
+    this.#feedback = feedback
     this.#metrics = metrics
     this.#log = log
     this.#shadows = shadows
@@ -159,6 +163,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
         if (planned.body !== null) body = planned.body
       }
     }
+    if (h.tap === null && route.exposure !== null && this.#feedback !== null && method !== 'HEAD') h.tap = this.#feedback.armTap(requestId, method, req.url ?? '/', backend.name)
     if (small) {
       h.bufferBody()
       return

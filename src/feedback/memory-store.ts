@@ -1,0 +1,70 @@
+import { LRUCache } from 'lru-cache'
+import type { Lookup, PredictionRecord, PredictionStore } from './prediction-store.js'
+
+/** Ids remembered after their record expired or was evicted, so a late label says `expired`. */
+const TOMBSTONES = 100_000
+
+/**
+ * The in-process prediction log: an LRU with a TTL (`feedback.ttlMs`), bounded by
+ * `feedback.maxBytes` (each record's size is estimated from its JSON length). Labels are kept in
+ * a second LRU of their own, as long as predictions, so a repeat within that time replaces rather
+ * than double-counts. An expired or evicted id is remembered (up to 100,000 ids) so its label is
+ * reported `expired`, not `unknown`.
+ */
+export class MemoryStore implements PredictionStore {
+  readonly kind = 'memory' as const
+  readonly #records: LRUCache<string, PredictionRecord>
+  readonly #labels: LRUCache<string, string>
+  readonly #gone = new LRUCache<string, true>({ max: TOMBSTONES })
+
+  /** `clock`: the time source of the TTLs (tests pass their own, so expiry needs no waiting). */
+  constructor (opts: { ttlMs: number, maxBytes: number, clock?: { now: () => number } }) {
+    const perf = opts.clock === undefined ? {} : { perf: opts.clock, ttlResolution: 0 }
+    this.#records = new LRUCache<string, PredictionRecord>({
+      ...perf,
+      ttl: opts.ttlMs,
+      maxSize: opts.maxBytes,
+      sizeCalculation: recordBytes,
+      // Only entries of this size or less are kept (one oversized record cannot flush the rest).
+      maxEntrySize: Math.min(opts.maxBytes, Math.max(4096, Math.floor(opts.maxBytes / 16))),
+      dispose: (_v, key, reason) => { if (reason === 'evict' || reason === 'expire') this.#gone.set(key, true) }
+    })
+    // Label keys are small: a count bound (at 100 B each, 1M labels ≈ 100 MB at most).
+    this.#labels = new LRUCache<string, string>({ ...perf, max: 1_000_000, ttl: opts.ttlMs })
+  }
+
+  get size (): number {
+    return this.#records.size
+  }
+
+  async put (requestId: string, record: PredictionRecord): Promise<void> {
+    this.#gone.delete(requestId)
+    this.#records.set(requestId, record)
+  }
+
+  async getMany (requestIds: readonly string[]): Promise<Lookup[]> {
+    return requestIds.map((id) => {
+      const record = this.#records.get(id)
+      if (record !== undefined) return { record }
+      return { record: null, expired: this.#gone.has(id) }
+    })
+  }
+
+  async swapLabels (entries: ReadonlyArray<{ key: string, label: string }>): Promise<Array<string | null>> {
+    return entries.map((e) => {
+      const prev = this.#labels.get(e.key) ?? null
+      this.#labels.set(e.key, e.label)
+      return prev
+    })
+  }
+
+  async close (): Promise<void> {
+    this.#records.clear()
+    this.#labels.clear()
+  }
+}
+
+/** Estimated bytes of a record (UTF-16 JSON length, plus the key and the entry's overhead). */
+export function recordBytes (r: PredictionRecord): number {
+  return JSON.stringify(r).length + 64
+}
