@@ -98,7 +98,7 @@ test('Prometheus over two replicas computes the same accuracy and MAE as their m
     }, 20_000, `${model} accuracy in Prometheus = ${accuracy}`, 250)
     assert.ok(Math.abs(fromProm - accuracy) < 1e-12)
     const maeProm = await waitForValue(async () => {
-      const v = await scalar(`sum(penumbra_feedback_abs_error_sum_total{model="${model}"}) / ${x.n + y.n}`)
+      const v = await scalar(`sum(penumbra_feedback_abs_error_sum{model="${model}"}) / ${x.n + y.n}`)
       return v !== undefined && Math.abs(v - mae) < 1e-12 ? v : undefined
     }, 20_000, `${model} MAE in Prometheus = ${mae}`, 250)
     assert.ok(Math.abs(maeProm - mae) < 1e-12)

@@ -113,8 +113,8 @@ test('POST /feedback: regression labels give MAE and RMSE with intervals', { tim
   assert.ok(p.mae.lower < p.mae.value && p.mae.upper > p.mae.value && p.rmse.lower <= p.rmse.value)
   assert.equal(q.models.find((m: any) => m.model === 'cand').regression.mae.value, 0)
   const m = await r.metrics()
-  assert.equal(metricValue(m, 'penumbra_feedback_abs_error_sum_total', { model: 'primary' }), 6.5)
-  assert.equal(metricValue(m, 'penumbra_feedback_sq_error_sum_total', { model: 'primary' }), 14.25)
+  assert.equal(metricValue(m, 'penumbra_feedback_abs_error_sum', { model: 'primary' }), 6.5)
+  assert.equal(metricValue(m, 'penumbra_feedback_sq_error_sum', { model: 'primary' }), 14.25)
 })
 
 test('POST /feedback bad input: unknown and expired ids, wrong kinds, malformed NDJSON lines, oversized batches', { timeout: 30_000 }, async (t) => {

@@ -58,8 +58,8 @@ const CONTRACT: Record<string, string> = {
   penumbra_feedback_labelled_total: 'counter',
   penumbra_feedback_correct_total: 'counter',
   penumbra_feedback_class_total: 'counter',
-  penumbra_feedback_abs_error_sum_total: 'counter',
-  penumbra_feedback_sq_error_sum_total: 'counter',
+  penumbra_feedback_abs_error_sum: 'counter',
+  penumbra_feedback_sq_error_sum: 'counter',
   penumbra_feedback_predictions_total: 'counter',
   penumbra_feedback_store_errors_total: 'counter'
 }
@@ -102,7 +102,9 @@ function knownNames (): Set<string> {
 
 test('promtool check metrics finds nothing wrong with penumbra\'s metrics on a real scrape', { skip: PROMTOOL.skip, timeout: 30_000 }, async () => {
   const r = await run(PROMTOOL.path(), ['check', 'metrics'], { input: scrape, timeoutMs: 20_000 })
-  const findings = (r.stdout + r.stderr).split('\n').map((l) => l.trim()).filter((l) => l !== '')
+  // The two error sums of issue #19 keep the names the issue gave them (documented in docs/feedback.md).
+  const allowed = /^penumbra_feedback_(abs|sq)_error_sum (counter metrics should have "_total" suffix|non-histogram and non-summary metrics should not have "_sum" suffix)$/
+  const findings = (r.stdout + r.stderr).split('\n').map((l) => l.trim()).filter((l) => l !== '' && !allowed.test(l))
   const penumbra = findings.filter((f) => f.startsWith('penumbra_'))
   assert.deepEqual(penumbra, [], 'promtool complaints about penumbra metrics')
   assert.deepEqual(findings, [], 'promtool check metrics findings')
