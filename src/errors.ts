@@ -37,7 +37,9 @@ export const ErrorCodes = {
   /** `PUT /primary` with `requireReady`: the backend did not accept a connection; nothing was switched. */
   PENUMBRA_BACKEND_NOT_READY: 409,
   /** An admin operation that the current state does not allow (e.g. a rollback with no previous primary). */
-  PENUMBRA_CONFLICT: 409
+  PENUMBRA_CONFLICT: 409,
+  /** A chaos endpoint while `chaos.enabled` is false (the default). */
+  PENUMBRA_CHAOS_DISABLED: 403
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -52,7 +52,9 @@ const CONTRACT: Record<string, string> = {
   penumbra_llm_time_to_first_token_seconds: 'histogram',
   penumbra_llm_time_per_output_token_seconds: 'histogram',
   penumbra_llm_tokens_total: 'counter',
-  penumbra_comparison_shadow_errors_total: 'counter'
+  penumbra_comparison_shadow_errors_total: 'counter',
+  penumbra_faults_injected_total: 'counter',
+  penumbra_chaos_active: 'gauge'
 }
 
 /** Series Prometheus itself adds to every target. */

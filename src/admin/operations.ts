@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js'
+import type { ChaosExperimentSpec } from '../config/chaos-schema.js'
 import type { PrimaryStatus } from '../runtime/primary-selection.js'
 import { ShadowReport, type ShadowReportData, type ShadowView } from '../compare/shadow-report.js'
 
@@ -37,6 +38,11 @@ export interface ProcessOps {
   /** Outcome events; `byUnitOnly` (a --workers process): events by request id are refused. */
   postEvents: (events: unknown[], byUnitOnly: boolean) => unknown
   patchExperiment: (name: string, patch: ExperimentPatch) => unknown
+  /** Chaos (issue #20); throws PENUMBRA_CHAOS_DISABLED when chaos is off. */
+  chaosList: () => unknown
+  chaosStart: (spec: ChaosExperimentSpec, who: string) => unknown
+  chaosStop: (name: string, who: string) => unknown
+  chaosStopAll: (who: string) => unknown
 }
 
 /**
@@ -55,7 +61,11 @@ export const OPERATIONS = {
   applyPrimary: (p: ProcessOps, status: PrimaryStatus) => p.applyPrimary(status),
   experiments: (p: ProcessOps) => p.describeExperiments(),
   events: (p: ProcessOps, a: { events: unknown[] }) => p.postEvents(a.events, true),
-  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch)
+  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch),
+  chaosList: (p: ProcessOps) => p.chaosList(),
+  chaosStart: (p: ProcessOps, a: { spec: ChaosExperimentSpec, who: string }) => p.chaosStart(a.spec, a.who),
+  chaosStop: (p: ProcessOps, a: { name: string, who: string }) => p.chaosStop(a.name, a.who),
+  chaosStopAll: (p: ProcessOps, a: { who: string }) => p.chaosStopAll(a.who)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { overridable } from './overridable.js'
 import { compilePathGlob } from '../shadow/sampler.js'
+import { chaosSchema, checkChaos } from './chaos-schema.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -297,7 +298,9 @@ export const configSchema = z.strictObject({
     redact: z.array(z.string()).default([])
   }).prefault({}),
   shutdown: z.strictObject({ timeoutMs: positiveMs.default(10_000) }).prefault({}),
-  workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1)
+  workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1),
+  /** Chaos experiments (issue #20, src/config/chaos-schema.ts). */
+  chaos: chaosSchema.prefault({})
 }).superRefine((cfg, ctx) => {
   const legacy = typeof cfg.primary === 'object'
   if (legacy && 'primary' in cfg.backends) {
@@ -331,6 +334,7 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
   }
   checkExperiments(cfg.experiments, backends, ctx)
+  checkChaos(cfg.chaos, backends, cfg.shadows, ctx)
   if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: 'give admin.token or admin.tokenFile, not both' })
   }

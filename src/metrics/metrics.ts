@@ -94,6 +94,8 @@ export class Metrics {
   readonly experimentRequests: Counter<'experiment' | 'variant' | 'code'>
   readonly experimentDuration: Histogram<'experiment' | 'variant'>
   readonly outcomes: OutcomeCounters
+  readonly faultsInjected: Counter<'experiment' | 'target' | 'kind'>
+  readonly chaosActive: Gauge<'experiment'>
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
     const registry = this.registry = new Registry()
@@ -155,6 +157,9 @@ export class Metrics {
       sumSquares: new Counter({ name: 'penumbra_experiment_outcome_sum_squares_total', help: 'Sum of the squared outcome values per experiment arm and metric (for variances).', labelNames: om, registers: r }),
       events: new Counter({ name: 'penumbra_events_total', help: 'Outcome events posted to POST /events, by result (accepted, invalid, unknown_experiment, unknown_metric, not_enrolled, unknown_request, invalid_value).', labelNames: ['result'], registers: r })
     }
+    // Chaos (issue #20). max, not sum: with --workers every worker runs the same experiments.
+    this.faultsInjected = new Counter({ name: 'penumbra_faults_injected_total', help: 'Chaos faults injected, by experiment, target (a backend, or shadow:<name>) and kind.', labelNames: ['experiment', 'target', 'kind'], registers: r })
+    this.chaosActive = new Gauge({ name: 'penumbra_chaos_active', help: '1 while the chaos experiment runs, 0 once it stopped.', labelNames: ['experiment'], aggregator: 'max', registers: r })
     this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered.', labelNames: ['experiment', 'variant'], buckets: LATENCY_BUCKETS, registers: r })
   }
 

@@ -71,7 +71,7 @@ export class ShadowRuntime {
    */
   readonly kind: TargetKind
 
-  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { kind?: TargetKind, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string } = {}) {
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { kind?: TargetKind, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string, interceptor?: Dispatcher.DispatcherComposeInterceptor | null } = {}) {
     this.kind = opts.kind ?? 'shadow'
     this.name = cfg.name
     this.cfg = cfg
@@ -99,11 +99,17 @@ export class ShadowRuntime {
     this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
     this.url = opts.url ?? cfg.url!
     this.ownsPool = opts.pool === undefined || opts.ownsPool === true
-    this.pool = opts.pool ?? createUpstreamPool({
-      url: this.url,
-      connections: cfg.connections ?? cfg.maxConcurrency,
-      connectTimeoutMs: cfg.connectTimeoutMs
-    })
+    let pool = opts.pool
+    if (pool === undefined) {
+      const own = createUpstreamPool({
+        url: this.url,
+        connections: cfg.connections ?? cfg.maxConcurrency,
+        connectTimeoutMs: cfg.connectTimeoutMs
+      })
+      // Chaos faults on a shadow with its own pool (a backend's pool has them already).
+      pool = opts.interceptor != null ? own.compose(opts.interceptor) : own
+    }
+    this.pool = pool
     if (this.kind === 'shadow') metrics.initShadow(this.name)
   }
 
