@@ -145,14 +145,16 @@ export type ChaosConfig = z.output<typeof chaosSchema>
  * Cross-section checks (called from the config's superRefine): targets name a backend or a
  * shadow, durations within maxDurationMs, unique names.
  */
-export function checkChaos (c: ChaosConfig, backends: Record<string, unknown>, shadows: ReadonlyArray<{ name: string }>, ctx: z.RefinementCtx): void {
+export function checkChaos (c: Partial<ChaosConfig>, backends: Record<string, unknown>, shadows: ReadonlyArray<{ name: string }>, ctx: z.RefinementCtx): void {
+  // Also called when the section itself had issues (zod then skips its transform): defaults here.
+  const max = c.maxDurationMs ?? DEFAULTS.maxDurationMs
   const names = new Set<string>()
-  c.experiments.forEach((e, i) => {
+  ;(c.experiments ?? []).forEach((e, i) => {
     if (names.has(e.name)) ctx.addIssue({ code: 'custom', path: ['chaos', 'experiments', i, 'name'], message: `duplicate chaos experiment name "${e.name}"` })
     names.add(e.name)
     const problem = targetProblem(e.target, Object.keys(backends), shadows.map((s) => s.name))
     if (problem !== null) ctx.addIssue({ code: 'custom', path: ['chaos', 'experiments', i, 'target'], message: problem })
-    if (e.durationMs > c.maxDurationMs) ctx.addIssue({ code: 'custom', path: ['chaos', 'experiments', i, 'durationMs'], message: `must be <= chaos.maxDurationMs (${c.maxDurationMs})` })
+    if (e.durationMs > max) ctx.addIssue({ code: 'custom', path: ['chaos', 'experiments', i, 'durationMs'], message: `must be <= chaos.maxDurationMs (${max})` })
   })
 }
 
