@@ -15,6 +15,7 @@ import { configWarnings } from './config/schema.js'
 import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
 import { runReport } from './admin/report-cli.js'
+import { runGameDayCli } from './chaos/gameday-cli.js'
 import { configReloadsCounter } from './metrics/metrics.js'
 
 const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
@@ -22,6 +23,7 @@ const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
 Usage:
   penumbra --config FILE [--workers N] [--check] [--demo]
   penumbra report [--admin URL] [--token TOKEN] [--json]
+  penumbra gameday --scenario FILE --admin URL --prometheus URL [--token TOKEN] [--out FILE.json]
 
 Options:
   -c, --config FILE   YAML or JSON config (default: $PENUMBRA_CONFIG)
@@ -37,6 +39,13 @@ Options:
       --token TOKEN   the admin token, when reads need one (default: $PENUMBRA_ADMIN_TOKEN)
       --json          print the raw JSON instead
 
+  gameday             run a chaos game day (docs/chaos.md): start the scenario's fault, wait
+                      for its alert in Prometheus, always stop the fault; exit 0 pass, 1 fail
+      --scenario FILE a scenario (config/gamedays/*.yaml)
+      --prometheus URL  the Prometheus that evaluates penumbra's alert rules
+      --out FILE      also write the result as JSON
+      --poll-ms N     how often to ask Prometheus (default 5000)
+
 Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
 Docs: README.md (config reference, admin API, metrics, error codes).
 `
@@ -50,6 +59,10 @@ async function main (): Promise<void> {
   const argv = process.argv.slice(2)
   if (argv[0] === 'report') {
     process.exitCode = await runReport(argv.slice(1))
+    return
+  }
+  if (argv[0] === 'gameday') {
+    process.exitCode = await runGameDayCli(argv.slice(1))
     return
   }
   let args
