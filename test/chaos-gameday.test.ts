@@ -20,9 +20,12 @@ import { testConfig, urls } from './helpers/servers.js'
 const TOKEN = 'gameday-test-token'
 const AUTH = { authorization: `Bearer ${TOKEN}` }
 
-/** The shipped rules with every window and hold shortened, so alerts fire in seconds. */
+/**
+ * The shipped rules with every window, hold and baseline shortened, so alerts fire in seconds:
+ * rates over 10 s instead of 5 min, `for: 1s`, and the latency baseline 20 s ago instead of a day.
+ */
 function shortenedRules (): string {
-  return readFileSync(RULES_FILE, 'utf8').replace(/\[5m\]/g, '[10s]').replace(/\bfor: \d+m\b/g, 'for: 1s')
+  return readFileSync(RULES_FILE, 'utf8').replace(/\[5m\]/g, '[10s]').replace(/\bfor: \d+m\b/g, 'for: 1s').replace(/offset 1d/g, 'offset 20s')
 }
 
 function closeServer (s: Server): Promise<void> {
@@ -80,7 +83,8 @@ describe('game day against a real Prometheus with the shipped rules', { skip: PR
       admin: { host: '127.0.0.1', port: 0, token: TOKEN },
       shadows: [{ name: 'v2', url: `http://127.0.0.1:${port(shadow)}`, sampleRate: 1, match: { methods: ['POST'], paths: ['/v1/models/*'] } }],
       compare: { ignore: ['/model_version', '/predictions/*/latency_ms'] },
-      chaos: { enabled: true }
+      // Two client-facing game days back to back share the last minute's blast radius.
+      chaos: { enabled: true, maxClientShare: 0.2 }
     })
     app = new Penumbra(config, { logger: createLogger({ level: 'silent', sync: true }) })
     await app.start()
@@ -165,6 +169,33 @@ describe('game day against a real Prometheus with the shipped rules', { skip: PR
     assert.equal(result.timeToDetectSeconds, null)
     assert.match(result.reason, /did not fire within 3s/)
     assert.ok(result.faults.delay > 0)
+    assert.deepEqual(await chaosList(), [])
+  })
+
+  /** A shipped scenario with only `within` shortened (like the rules); its result. */
+  const shipped = async (file: string, within: string): Promise<{ code: number | null, result: Record<string, any>, output: string }> => {
+    const doc = parseYaml(readFileSync(resolveRoot('config', 'gamedays', `${file}.yaml`), 'utf8')) as { expect: { within: string } }
+    doc.expect.within = within
+    const scenario = join(dir, `${file}.yaml`)
+    writeFileSync(scenario, stringify(doc))
+    const out = join(dir, `${file}.json`)
+    const r = await gameday(['--scenario', scenario, '--admin', admin, '--prometheus', promUrl, '--token', TOKEN, '--out', out, '--poll-ms', '250'])
+    return { code: r.code, result: JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>, output: r.stdout + r.stderr }
+  }
+
+  test('the shipped primary-latency scenario (+300 ms) raises the latency regression alert', { timeout: 120_000 }, async () => {
+    const { code, result, output } = await shipped('primary-latency', '60s')
+    assert.equal(code, 0, output)
+    assert.equal(result.alert, 'PenumbraPrimaryLatencyRegression')
+    assert.ok(result.faults.delay > 0)
+    assert.deepEqual(await chaosList(), [])
+  })
+
+  test('the shipped primary-errors scenario (5% 500s) raises the 5xx alert', { timeout: 120_000 }, async () => {
+    const { code, result, output } = await shipped('primary-errors', '60s')
+    assert.equal(code, 0, output)
+    assert.equal(result.alert, 'PenumbraPrimary5xxHigh')
+    assert.ok(result.faults.abort > 0)
     assert.deepEqual(await chaosList(), [])
   })
 

@@ -118,8 +118,18 @@ export async function runGameDay (o: Options, log: (line: string) => void, inter
   const name = s.experiment.name
   const within = s.expect.within
   const result: GameDayResult = {
-    scenario: s.name, experiment: name, alert: s.expect.alert, result: 'fail', reason: '',
-    startedAt: null, stoppedAt: null, detectedAt: null, timeToDetectSeconds: null, withinSeconds: within / 1000, faults: {}, capped: 0
+    scenario: s.name,
+    experiment: name,
+    alert: s.expect.alert,
+    result: 'fail',
+    reason: '',
+    startedAt: null,
+    stoppedAt: null,
+    detectedAt: null,
+    timeToDetectSeconds: null,
+    withinSeconds: within / 1000,
+    faults: {},
+    capped: 0
   }
   // An alert firing before the fault says nothing about the fault.
   if (await firing(o) !== null) {
