@@ -109,10 +109,13 @@ test('transport faults on the primary: delay, abort with a status, reset, timeou
   assert.equal(await injected(app, 'drip', 'slow_body'), 1)
   await fetch(`${urls(app).admin}/chaos`, { method: 'DELETE', headers: AUTH })
 
-  // Nothing running: answers are untouched and unmarked.
+  // Nothing running: answers are untouched and unmarked, and an upstream cannot mark them.
   const clean = await predict(app)
   assert.equal(clean.status, 200)
   assert.equal(clean.headers.get('x-penumbra-fault'), null)
+  up.handler = (_req, res) => { res.writeHead(200, { 'content-type': 'application/json', 'x-penumbra-fault': 'forged' }); res.end('{}') }
+  const forged = await predict(app)
+  assert.equal(forged.headers.get('x-penumbra-fault'), null, 'only penumbra marks a faulted response')
 })
 
 test('model faults keep the answer valid for its format (KServe v1 demo model)', async (t) => {

@@ -178,7 +178,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       const out = clientResponseHeaders(headers, '1.1', this.requestId, this.#opts)
       // The client learns its arm (`name=variant`), e.g. to attach it to the outcome it reports.
       if (this.route !== null && this.route.header !== null) out['x-penumbra-experiment'] = this.route.header
+      // Only penumbra says a response was faulted: an upstream's own copy is not relayed.
       if (this.fault !== null) out['x-penumbra-fault'] = this.fault
+      else if (out['x-penumbra-fault'] !== undefined) delete out['x-penumbra-fault']
       res.writeHead(status, reason, out)
       this.status = status
     } catch (err) {
