@@ -304,3 +304,47 @@ test('expiry and shutdown end every fault; penumbra_chaos_active follows', async
   assert.equal(app.chaos!.active.length, 0, 'shutdown stops every experiment')
   assert.match(await app.metrics.registry.metrics(), /penumbra_chaos_active\{experiment="long"\} 0/)
 })
+
+test('transport faults on a shadow: the client is untouched, the shadow times out, errors, or gets its bytes slowly', async (t) => {
+  const primary = await startDemoModel(0, { role: 'primary' })
+  const shadow = await startDemoModel(0, { role: 'shadow', disagreeRate: 0 })
+  const app = await chaosApp({
+    primary: { url: `http://127.0.0.1:${portOf(primary)}` },
+    shadows: [{ name: 'v2', url: `http://127.0.0.1:${portOf(shadow)}`, sampleRate: 1, timeoutMs: 400 }],
+    compare: { ignore: ['/model_version', '/predictions/*/latency_ms'] }
+  })
+  t.after(async () => {
+    await app.stop()
+    for (const s of [primary, shadow]) await new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections() })
+  })
+  const counters = async (): Promise<{ ok: number, error: number, timeout: number }> =>
+    ((await (await fetch(`${urls(app).admin}/shadows/v2`, { headers: AUTH })).json()) as { counters: { ok: number, error: number, timeout: number } }).counters
+  const baseline = JSON.parse((await predict(app)).text).predictions.map((p: { label: string }) => p.label)
+  const clientUntouched = async (): Promise<void> => {
+    const r = await predict(app)
+    assert.equal(r.status, 200)
+    assert.equal(r.headers.get('x-penumbra-fault'), null)
+    assert.deepEqual(JSON.parse(r.text).predictions.map((p: { label: string }) => p.label), baseline)
+  }
+  for (const [fault, outcome] of [[{ kind: 'timeout' }, 'timeout'], [{ kind: 'abort', reset: true }, 'error'], [{ kind: 'slow_body', bytesPerSecond: 2000 }, 'ok']] as const) {
+    const before = await counters()
+    await startExperiment(app, { name: 'shadowfault', target: 'shadow:v2', faults: [fault] })
+    await clientUntouched()
+    await waitFor(async () => (await counters())[outcome] === before[outcome] + 1, 5000, `the shadow call to end as ${outcome}`)
+    assert.equal(await injected(app, 'shadowfault', fault.kind), 1)
+    await fetch(`${urls(app).admin}/chaos`, { method: 'DELETE', headers: AUTH })
+  }
+})
+
+test('timeout with a streamed (chunked) upload: undici\'s headersTimeout is honoured, the upload is read', async (t) => {
+  const up = await startUpstream()
+  const app = await chaosApp({ primary: { url: up.url, timeoutMs: 500 } }, { maxClientShare: 1 })
+  t.after(async () => { await app.stop(); await up.close() })
+  await startExperiment(app, { name: 'hang', target: 'primary', faults: [{ kind: 'timeout' }] })
+  const chunks = [Buffer.alloc(100_000, 1), Buffer.alloc(100_000, 2)]
+  const body = new ReadableStream({ pull (c) { const next = chunks.shift(); if (next === undefined) c.close(); else c.enqueue(next) } })
+  const res = await fetch(`${urls(app).proxy}/upload`, { method: 'POST', body, duplex: 'half' } as RequestInit)
+  assert.equal(res.status, 504)
+  assert.equal(res.headers.get('x-penumbra-fault'), 'hang')
+  assert.equal(up.seen.length, 0)
+})

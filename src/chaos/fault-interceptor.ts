@@ -33,7 +33,9 @@ export function faultInterceptor (registry: ChaosRegistry, backend: string | nul
       if (Math.random() >= e.spec.scope.probability) return dispatch(opts, handler)
       // Shadows are not capped: the client never sees their answers.
       if (client && !registry.radius.tryFault()) { e.capped++; return dispatch(opts, handler) }
-      new FaultedExchange(registry, e, client, dispatch, opts, handler as Handler).run()
+      // As undici does, never call the handler back from inside dispatch(): the caller finishes first.
+      const ex = new FaultedExchange(registry, e, client, dispatch, opts, handler as Handler)
+      queueMicrotask(ex.run)
       return true
     }
     return dispatch(opts, handler)
@@ -111,7 +113,7 @@ class FaultedExchange implements Dispatcher.DispatchHandler, Dispatcher.Dispatch
 
   // -- the exchange -------------------------------------------------------------------------------
 
-  run (): void {
+  run = (): void => {
     const e = this.#e
     if (this.#client) this.#handler.markFault?.(e.name)
     this.#handler.onRequestStart?.(this, {})
