@@ -9,6 +9,7 @@ import { resolveAdminToken } from '../src/config/load.js'
 import { pino } from 'pino'
 import { startPenumbra, startUpstream, testConfig, urls, waitFor } from './helpers/servers.js'
 import { childConfigYaml, freePort, runCli, spawnPenumbra, tempDir, writeFile } from './helpers/proxy-util.js'
+import { CHROMIUM } from './helpers/observability-harness.js'
 
 const TOKEN = 'chaos-test-token'
 const AUTH = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
@@ -199,4 +200,32 @@ test('--workers 2: an experiment started through the admin reaches every worker,
   assert.match(metrics, /^penumbra_chaos_active\{experiment="all"\} 1$/m, 'max over the workers, not their sum')
   assert.equal((await call(`${admin}/chaos`, 'DELETE')).status, 200)
   for (let i = 0; i < 10; i++) assert.equal(await send(), 200, 'stopped in every worker')
+})
+
+test('the status page shows the running chaos experiments, and hides the panel while chaos is disabled', { skip: CHROMIUM.skip, timeout: 60_000 }, async (t) => {
+  const { chromium } = await import('playwright-core')
+  const up = await startUpstream()
+  const on = await startPenumbra({ primary: { url: up.url }, admin: { host: '127.0.0.1', port: 0, token: TOKEN }, chaos: { enabled: true } })
+  const off = await startPenumbra({ primary: { url: up.url } })
+  const browser = await chromium.launch({ executablePath: CHROMIUM.path(), args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'], timeout: 30_000 })
+  t.after(async () => { await browser.close(); await on.stop(); await off.stop(); await up.close() })
+  await call(`${urls(on).admin}/chaos/experiments`, 'POST', { name: 'lag', target: 'primary', faults: [{ kind: 'delay', ms: 1 }], durationMs: 60_000 })
+  const errors: string[] = []
+  const page = await browser.newPage()
+  page.setDefaultTimeout(10_000)
+  page.on('pageerror', (err) => errors.push(err.message))
+  await page.goto(`${urls(on).admin}/`)
+  await page.fill('#auth-token', TOKEN)
+  await page.click('#auth button')
+  await page.waitForSelector('#view-chaos:not([hidden]) tr[data-experiment="lag"]')
+  const row = await page.locator('#view-chaos tr[data-experiment="lag"] td').allTextContents()
+  assert.deepEqual(row.slice(0, 3), ['lag', 'primary', 'delay'])
+  assert.match((await page.locator('#view-chaos').textContent())!, /1 running/)
+
+  const plain = await browser.newPage()
+  plain.on('pageerror', (err) => errors.push(err.message))
+  await plain.goto(`${urls(off).admin}/`)
+  await plain.waitForSelector('body[data-loaded="true"]')
+  assert.equal(await plain.locator('#view-chaos').getAttribute('hidden'), '', 'hidden: chaos is disabled (403)')
+  assert.deepEqual(errors, [])
 })
