@@ -34,7 +34,10 @@ async function call (url: string, method: string, body?: unknown, headers: Recor
 test('config: chaos keys need chaos.enabled, chaos needs the admin token, targets and durations are checked', () => {
   assert.equal(validateConfig({ primary: P }).chaos.enabled, false)
   assert.deepEqual(problems({ primary: P, chaos: { maxClientShare: 0.1 } }), ['chaos.maxClientShare: chaos is disabled: set chaos.enabled: true to use chaos keys'])
-  assert.deepEqual(problems({ primary: P, chaos: { enabled: false, experiments: [] } }), ['chaos.experiments: chaos is disabled: set chaos.enabled: true to use chaos keys'])
+  assert.deepEqual(problems({ primary: P, chaos: { enabled: false, experiments: [{ name: 'x', target: 'primary', faults: [{ kind: 'timeout' }], durationMs: 1 }] } }), ['chaos.experiments: chaos is disabled: set chaos.enabled: true to use chaos keys'])
+  // A validated config validates again (GET /config, the config a --workers primary hands its workers).
+  const validated = validateConfig({ primary: P })
+  assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(validated))).chaos, validated.chaos)
   assert.deepEqual(problems({ primary: P, chaos: { enabled: true } }), ['chaos.enabled: chaos needs the admin token (admin.token, admin.tokenFile or PENUMBRA_ADMIN_TOKEN)'])
   assert.deepEqual(problems({ primary: P, admin: { token: TOKEN }, chaos: { enabled: true } }), [])
   const exp = { name: 'gd', target: 'primary', faults: [{ kind: 'delay', ms: 300 }], durationMs: 1000 }
@@ -160,6 +163,15 @@ test('config experiments: without startAt they run from the start; a future star
   const later = app.chaos!.active.find((e) => e.name === 'later')!
   assert.ok(later.startedBy === 'config')
   assert.ok(Math.abs(later.expiresAt - (Date.parse(soon) + 60_000)) < 1000, 'ends when its window ends')
+  // A reload keeps what runs, and does not bring back what was stopped through the API.
+  const nowEnds = app.chaos!.active.find((e) => e.name === 'now')!.expiresAt
+  assert.equal((await fetch(`${urls(app).admin}/chaos/experiments/later`, { method: 'DELETE', headers: AUTH })).status, 200)
+  assert.deepEqual(app.reload(app.config), [])
+  assert.deepEqual(app.chaos!.active.map((e) => e.name), ['now'])
+  assert.equal(app.chaos!.active[0]!.expiresAt, nowEnds, 'the same experiment, not restarted')
+  assert.equal(await status('/later'), 200)
+  const off = testConfig({ primary: { url: up.url }, admin: { host: '127.0.0.1', port: 0, token: TOKEN } })
+  assert.ok(app.reload(off).includes('chaos.enabled: changes need a restart; kept the old value'))
 })
 
 async function startCluster (t: TestContext, primary: string): Promise<{ port: number, admin: string }> {

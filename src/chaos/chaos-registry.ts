@@ -34,6 +34,10 @@ export class ChaosRegistry {
   readonly #targets: ChaosTargets
   #scheduled: NodeJS.Timeout[] = []
   #closed = false
+  /** When the config's experiments without `startAt` started (a reload does not restart their window). */
+  #epoch: number | null = null
+  /** Config experiments stopped through the API: a reload does not bring them back. */
+  readonly #stoppedByHand = new Set<string>()
 
   constructor (cfg: ChaosConfig, metrics: ChaosMetrics, log: Logger, targets: ChaosTargets) {
     this.radius = new BlastRadius(cfg.maxClientShare)
@@ -49,11 +53,13 @@ export class ChaosRegistry {
     this.#maxDurationMs = cfg.maxDurationMs
     for (const t of this.#scheduled) clearTimeout(t)
     this.#scheduled = []
+    this.#epoch ??= now
     for (const e of cfg.experiments) {
       const { startAt, ...spec } = e
-      const at = startAt === undefined ? now : Date.parse(startAt)
+      if (this.#stoppedByHand.has(spec.name)) continue
+      const at = startAt === undefined ? this.#epoch : Date.parse(startAt)
       if (at + spec.durationMs <= now) {
-        if (startAt !== undefined) this.#log.warn({ experiment: spec.name, startAt }, 'chaos: scheduled experiment already over; not started')
+        if (startAt !== undefined && !this.#stoppedByHand.has(spec.name)) this.#log.warn({ experiment: spec.name, startAt }, 'chaos: scheduled experiment already over; not started')
         continue
       }
       const begin = (): void => {
@@ -98,6 +104,7 @@ export class ChaosRegistry {
   stop (name: string, who: string): Record<string, unknown> {
     const e = this.active.find((x) => x.name === name)
     if (e === undefined) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no chaos experiment named "${name}" is running`)
+    if (e.startedBy === 'config') this.#stoppedByHand.add(name)
     this.#remove(e, who)
     return e.describe()
   }
@@ -105,7 +112,10 @@ export class ChaosRegistry {
   /** `DELETE /chaos`, and shutdown: every experiment ends now. */
   stopAll (who: string): Array<Record<string, unknown>> {
     const list = this.active
-    for (const e of list) this.#remove(e, who)
+    for (const e of list) {
+      if (e.startedBy === 'config') this.#stoppedByHand.add(e.name)
+      this.#remove(e, who)
+    }
     return list.map((e) => e.describe())
   }
 

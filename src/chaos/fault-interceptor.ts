@@ -25,7 +25,8 @@ export function faultInterceptor (registry: ChaosRegistry, backend: string | nul
     const client = shadow === undefined
     if (client && backend !== null) registry.radius.request()
     const list = registry.active
-    if (list.length === 0) return dispatch(opts, handler)
+    // Upgrades are tunnels, not exchanges a fault could answer for.
+    if (list.length === 0 || opts.upgrade != null) return dispatch(opts, handler)
     const target = client ? backend : `shadow:${shadow}`
     if (target === null) return dispatch(opts, handler)
     for (const e of list) {

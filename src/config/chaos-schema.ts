@@ -129,8 +129,15 @@ export const chaosSchema = z.strictObject({
   experiments: z.array(scheduledExperiment).optional()
 }).superRefine((c, ctx) => {
   if (c.enabled) return
+  // A key at its default says nothing (and is what a validated config, e.g. GET /config or the
+  // one a --workers primary hands its workers, carries): only a real setting is refused.
+  const set = {
+    maxClientShare: c.maxClientShare !== undefined && c.maxClientShare !== DEFAULTS.maxClientShare,
+    maxDurationMs: c.maxDurationMs !== undefined && c.maxDurationMs !== DEFAULTS.maxDurationMs,
+    experiments: c.experiments !== undefined && c.experiments.length > 0
+  }
   for (const k of ['maxClientShare', 'maxDurationMs', 'experiments'] as const) {
-    if (c[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'chaos is disabled: set chaos.enabled: true to use chaos keys' })
+    if (set[k]) ctx.addIssue({ code: 'custom', path: [k], message: 'chaos is disabled: set chaos.enabled: true to use chaos keys' })
   }
 }).transform((c) => ({
   enabled: c.enabled,
