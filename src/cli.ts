@@ -138,6 +138,10 @@ function summary (file: string, c: Config): string {
   }
   lines.push(`  compare  format ${c.compare.format}, tolerance abs ${c.compare.numeric.absTol} rel ${c.compare.numeric.relTol}, ${c.compare.ignore.length} ignore rules, noise ${c.compare.noise.enabled ? 'on' : 'off'}`)
   lines.push(`  log      ${c.log.level}${c.log.access ? ', access log on' : ''}`)
+  if (c.chaos.enabled) {
+    lines.push(`  chaos    enabled, client share cap ${c.chaos.maxClientShare}, max duration ${c.chaos.maxDurationMs} ms`)
+    for (const e of c.chaos.experiments) lines.push(`    - ${e.name}: ${e.target}, ${e.faults.map((f) => f.kind).join(' + ')}, ${e.durationMs} ms${e.startAt !== undefined ? ` from ${e.startAt}` : ''}`)
+  }
   return lines.join('\n') + '\n'
 }
 
