@@ -348,3 +348,24 @@ test('timeout with a streamed (chunked) upload: undici\'s headersTimeout is hono
   assert.equal(res.headers.get('x-penumbra-fault'), 'hang')
   assert.equal(up.seen.length, 0)
 })
+
+test('scope.variant: only the requests an A/B experiment assigned to that arm are faulted', async (t) => {
+  const up = await startUpstream()
+  const app = await chaosApp({
+    backends: { blue: { url: up.url } },
+    primary: 'blue',
+    experiments: [{ name: 'ab', unit: 'header:x-user', variants: [{ name: 'control', backend: 'blue' }, { name: 'treat', backend: 'blue' }] }]
+  }, { maxClientShare: 1 })
+  t.after(async () => { await app.stop(); await up.close() })
+  await startExperiment(app, { name: 'treatonly', target: 'blue', faults: [{ kind: 'abort', status: 500 }], scope: { variant: 'ab=treat' } })
+  const arms = new Map<string, number[]>()
+  for (let i = 0; i < 40; i++) {
+    const r = await fetch(`${urls(app).proxy}/p`, { method: 'POST', headers: { 'x-user': `u${i}` }, body: '{}' })
+    await r.arrayBuffer()
+    const arm = r.headers.get('x-penumbra-experiment')!
+    arms.set(arm, [...(arms.get(arm) ?? []), r.status])
+  }
+  assert.ok((arms.get('ab=treat') ?? []).length > 0 && (arms.get('ab=control') ?? []).length > 0, 'both arms drawn')
+  assert.ok(arms.get('ab=treat')!.every((s) => s === 500))
+  assert.ok(arms.get('ab=control')!.every((s) => s === 200))
+})
