@@ -2,8 +2,9 @@
 // one file each (status-view-<room>.ts). A view's script runs after the page's own and calls
 // `window.penumbraStatus.view({ id, title, url, render (data, box) })`; the page polls `url`
 // (relative to the page, e.g. 'experiments') with the admin token and calls `render` with the
-// parsed JSON when it changed; a 404 hides the view. Helpers on `window.penumbraStatus`: el(tag,
-// attrs, ...children) (text via attrs.text, never innerHTML), clear, pct, ms, num, stat, timeOf.
+// parsed JSON when it changed; a 404 (or a 403: switched off) hides the view. Helpers on
+// `window.penumbraStatus`: el(tag, attrs, ...children) (text via attrs.text, never innerHTML),
+// clear, pct, ms, num, stat, timeOf.
 // Same constraints as the page's script: plain ES5, no template literals, no backslash escapes.
 
 import { chaosView } from './status-view-chaos.js'
