@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { chaosExperimentSchema } from '../config/chaos-schema.js'
 
 // `penumbra gameday` (issue #20): start a chaos experiment through the admin API, poll the
 // Prometheus alerts API until the expected alert fires or the deadline passes, always stop the
@@ -88,8 +89,14 @@ export function loadScenario (file: string): Scenario {
     throw new UsageError(`${file}: ${(err as Error).message.split('\n')[0]}`)
   }
   const r = scenarioSchema.safeParse(doc)
-  if (r.success) return r.data
-  throw new UsageError(`${file}: invalid scenario\n  ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('\n  ')}`)
+  const issues = r.success ? [] : r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+  if (r.success) {
+    // The experiment as the admin API will see it, so a bad one is named here, before anything starts.
+    const e = chaosExperimentSchema.safeParse({ ...r.data.experiment, durationMs: r.data.experiment.durationMs ?? r.data.expect.within + 60_000 })
+    if (e.success) return r.data
+    for (const i of e.error.issues) issues.push(`experiment.${i.path.join('.') || '(root)'}: ${i.message}`)
+  }
+  throw new UsageError(`${file}: invalid scenario\n  ${issues.join('\n  ')}`)
 }
 
 async function http (method: string, url: string, token: string | null, body?: unknown): Promise<{ status: number, json: any }> {
