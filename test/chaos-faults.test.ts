@@ -369,3 +369,22 @@ test('scope.variant: only the requests an A/B experiment assigned to that arm ar
   assert.ok(arms.get('ab=treat')!.every((s) => s === 500))
   assert.ok(arms.get('ab=control')!.every((s) => s === 200))
 })
+
+test('model faults on a chunked JSON answer: re-framed with content-length; a non-JSON answer passes unchanged', async (t) => {
+  const up = await startUpstream((req, res) => {
+    if (req.url === '/text') { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('label: a'); return }
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' })
+    res.write('{"predictions": [{"label": "a", "scores": [0.7, 0.3], ')
+    res.end('"latency_ms": 4}]}')
+  })
+  const app = await chaosApp({ primary: { url: up.url } }, { maxClientShare: 1 })
+  t.after(async () => { await app.stop(); await up.close() })
+  await startExperiment(app, { name: 'drop', target: 'primary', faults: [{ kind: 'drop_field', pointer: '/predictions/0/latency_ms' }] })
+  const r = await fetch(`${urls(app).proxy}/p`, { method: 'POST', body: '{}' })
+  const text = await r.text()
+  assert.deepEqual(JSON.parse(text), { predictions: [{ label: 'a', scores: [0.7, 0.3] }] })
+  assert.equal(r.headers.get('content-length'), String(Buffer.byteLength(text)))
+  assert.equal(r.headers.get('transfer-encoding'), null)
+  const plain = await fetch(`${urls(app).proxy}/text`, { method: 'POST', body: '{}' })
+  assert.equal(await plain.text(), 'label: a')
+})

@@ -223,7 +223,8 @@ class FaultedExchange implements Dispatcher.DispatchHandler, Dispatcher.Dispatch
 
   #rewrite (trailers: IncomingHttpHeaders): void {
     const head = this.#head!
-    const text = Buffer.concat(this.#chunks!, this.#bytes).toString('utf8')
+    const raw = Buffer.concat(this.#chunks!, this.#bytes)
+    const text = raw.toString('utf8')
     this.#head = null
     this.#chunks = null
     let out: Buffer | null = null
@@ -234,7 +235,8 @@ class FaultedExchange implements Dispatcher.DispatchHandler, Dispatcher.Dispatch
     } catch {
       // Not JSON after all (or not a shape the faults know): the answer goes out as it came.
     }
-    const body = out ?? Buffer.from(text)
+    // Unchanged: the upstream's bytes as they came (not re-encoded).
+    const body = out ?? raw
     const headers: IncomingHttpHeaders = { ...head.headers }
     delete headers['transfer-encoding']
     delete headers.etag
