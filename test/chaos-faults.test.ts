@@ -183,6 +183,22 @@ test('truncate_text cuts an LLM answer to n tokens and says so', async (t) => {
   assert.equal(doc.choices[0]!.finish_reason, 'length')
 })
 
+test('truncate_text on a streamed chat answer: the stream is cut at n tokens, says finish_reason length, ends with [DONE]', async (t) => {
+  const llm = await startFakeOpenAI({ answer: { content: 'one two three four five six seven eight', pieceChars: 3 } })
+  const app = await chaosApp({ primary: { url: llm.url } }, { maxClientShare: 1 })
+  t.after(async () => { await app.stop(); await llm.close() })
+  await startExperiment(app, { name: 'short', target: 'primary', faults: [{ kind: 'truncate_text', tokens: 3 }] })
+  const res = await fetch(`${urls(app).proxy}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }) })
+  assert.equal(res.headers.get('x-penumbra-fault'), 'short')
+  const text = await res.text()
+  const events = text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6))
+  assert.equal(events[events.length - 1], '[DONE]')
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: Array<{ delta: { content?: string }, finish_reason: string | null }> })
+  assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), 'one two three')
+  assert.equal(chunks[chunks.length - 1]!.choices[0]!.finish_reason, 'length')
+  assert.equal(await injected(app, 'short', 'truncate_text'), 1)
+})
+
 test('a shadow-only fault never changes the client\'s response, and the shadow sees it', async (t) => {
   const primary = await startDemoModel(0, { role: 'primary' })
   const shadow = await startDemoModel(0, { role: 'shadow', disagreeRate: 0 })

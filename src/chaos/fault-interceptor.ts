@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici'
 import type { ChaosRegistry } from './chaos-registry.js'
 import { headerOf, type ChaosExperiment } from './chaos-experiment.js'
 import { applyModelFaults } from './model-faults.js'
+import { SseTruncator } from './sse-truncate.js'
 
 /** A handler that can say a client-visible response was faulted (ForwardHandler: `x-penumbra-fault`). */
 interface FaultAware { markFault?: (experiment: string) => void }
@@ -66,6 +67,8 @@ class FaultedExchange implements Dispatcher.DispatchHandler, Dispatcher.Dispatch
   #head: { status: number, headers: IncomingHttpHeaders, message: string } | null = null
   #chunks: Buffer[] | null = null
   #bytes = 0
+  /** truncate_text on a streamed LLM answer. */
+  #sse: SseTruncator | null = null
   // slow_body.
   readonly #slice: number
   readonly #intervalMs: number
@@ -184,6 +187,12 @@ class FaultedExchange implements Dispatcher.DispatchHandler, Dispatcher.Dispatch
       this.#chunks = []
       return
     }
+    const truncate = this.#e.model.find((f) => f.kind === 'truncate_text')
+    if (truncate !== undefined && status >= 200 && status < 300 && isEventStream(headers)) {
+      this.#sse = new SseTruncator(truncate.tokens)
+      headers = { ...headers }
+      delete headers['content-length']
+    }
     if (this.#slice > 0) this.#registry.injected(this.#e, 'slow_body')
     this.#handler.onResponseStart?.(this, status, headers, message)
   }
@@ -196,12 +205,29 @@ class FaultedExchange implements Dispatcher.DispatchHandler, Dispatcher.Dispatch
       if (this.#bytes > MAX_MODEL_BODY) this.#passThrough()
       return
     }
+    if (this.#sse !== null) { this.#sseData(chunk); return }
     this.#emit(chunk)
+  }
+
+  #sseData (chunk: Buffer): void {
+    const sse = this.#sse!
+    const out = sse.push(chunk)
+    if (out.length > 0) this.#emit(out)
+    if (!sse.done || this.#done) return
+    // Cut: the client's stream ends here; the upstream is told to stop generating.
+    this.#registry.injected(this.#e, 'truncate_text')
+    const real = this.#real
+    this.#end({})
+    if (real !== null && !real.aborted) real.abort(Object.assign(new Error('stream cut by truncate_text'), { code: 'UND_ERR_ABORTED' }))
   }
 
   onResponseEnd (_ctl: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     if (this.#done) return
     if (this.#chunks !== null) { this.#rewrite(trailers); return }
+    if (this.#sse !== null) {
+      const rest = this.#sse.flush()
+      if (rest.length > 0) this.#emit(rest)
+    }
     this.#end(trailers)
   }
 
@@ -298,6 +324,12 @@ class FaultedExchange implements Dispatcher.DispatchHandler, Dispatcher.Dispatch
     clearTimeout(this.#timer)
     this.#timer = null
   }
+}
+
+function isEventStream (h: IncomingHttpHeaders): boolean {
+  const ct = h['content-type']
+  const ce = h['content-encoding']
+  return typeof ct === 'string' && /^text\/event-stream\b/i.test(ct) && (ce === undefined || ce === 'identity')
 }
 
 /** A JSON answer sent as is (model faults cannot rewrite a compressed or streamed one). */
