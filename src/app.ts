@@ -22,6 +22,9 @@ import { withAnalysis } from './experiments/analysis.js'
 import { Feedback } from './feedback/feedback.js'
 import { qualityBody } from './feedback/quality-body.js'
 import type { QualityData } from './feedback/quality.js'
+import { ChaosRegistry } from './chaos/chaos-registry.js'
+import { faultInterceptor } from './chaos/fault-interceptor.js'
+import type { ChaosExperimentSpec } from './config/chaos-schema.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -75,6 +78,8 @@ export class Penumbra implements ProcessOps {
   readonly outcomes: Outcomes
   /** Prediction log, labels and online quality (issue #19). */
   readonly feedback: Feedback
+  /** Chaos experiments (null unless `chaos.enabled`: then no interceptor is composed at all). */
+  readonly chaos: ChaosRegistry | null
   readonly #probe = new OriginProbe()
   #stopped: Promise<void> | null = null
 
@@ -85,7 +90,10 @@ export class Penumbra implements ProcessOps {
     this.log = opts.logger ?? createLogger({ level: config.log.level, redact: config.log.redact })
     this.metrics = opts.metrics ?? new Metrics({ version: VERSION })
     this.compare = new CompareStage(config, this.metrics, this.log)
-    this.backends = new BackendSet(config)
+    this.chaos = config.chaos.enabled
+      ? new ChaosRegistry(config.chaos, this.metrics, this.log, { backends: () => this.backends.names, shadows: () => this.config.shadows.map((s) => s.name) })
+      : null
+    this.backends = new BackendSet(config, this.chaos)
     const restored = opts.primary != null && this.backends.has(opts.primary.backend) ? opts.primary : null
     this.selection = new PrimarySelection(config.primary, restored)
     this.runtime = new RuntimeState(this.backends, this.selection.status.backend)
@@ -93,7 +101,7 @@ export class Penumbra implements ProcessOps {
     this.feedback = new Feedback(config, this.metrics.feedback, this.log)
     // Finished mirrored requests go to the comparison stage and to the prediction log.
     const jobs = { consume: (job: Parameters<CompareStage['consume']>[0]) => { this.compare.consume(job); this.feedback.consume(job) } }
-    this.shadows = new ShadowSet(config, this.metrics, jobs, this.backends, this.runtime, this.log)
+    this.shadows = new ShadowSet(config, this.metrics, jobs, this.backends, this.runtime, this.log, this.chaos === null ? null : faultInterceptor(this.chaos, null))
     this.#loadExperiments(config)
     this.exposures = new ExposureLog(config.experimentSettings.eventWindowMs)
     this.outcomes = new Outcomes(this.metrics.outcomes, this.exposures)
@@ -112,6 +120,8 @@ export class Penumbra implements ProcessOps {
         throw err
       }
     }
+    // The config's chaos experiments (scheduled game days) start once penumbra serves.
+    this.chaos?.configure(this.config.chaos)
   }
 
   /** The proxy's bound port (useful with port 0). */
@@ -133,6 +143,8 @@ export class Penumbra implements ProcessOps {
     if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) notes.push('listen: address changes need a restart; kept the old one')
     if (next.admin.host !== this.config.admin.host || next.admin.port !== this.config.admin.port) notes.push('admin: address changes need a restart; kept the old one')
     if (next.workers !== this.config.workers) notes.push('workers: changes need a restart')
+    if (next.chaos.enabled !== this.config.chaos.enabled) notes.push('chaos.enabled: changes need a restart; kept the old value')
+    else this.chaos?.configure(next.chaos)
     this.compare.reload(next)
     notes.push(...this.feedback.reload(next))
     this.backends.load(next)
@@ -160,6 +172,8 @@ export class Penumbra implements ProcessOps {
 
   async #stop (): Promise<void> {
     const deadline = Date.now() + this.config.shutdown.timeoutMs
+    // Every fault ends at shutdown, before the drain (requests already faulted finish as they are).
+    this.chaos?.close()
     this.admin?.stopping()
     await this.proxy.close(deadline)
     const abandoned = await this.shadows.close(deadline)
@@ -199,7 +213,12 @@ export class Penumbra implements ProcessOps {
       backends: async () => this.describeBackends(true),
       primary: async () => this.selection.status,
       switchPrimary: async (req, who) => this.switchPrimary(req, who),
-      rollbackPrimary: async (who) => this.rollbackPrimary(who)
+      rollbackPrimary: async (who) => this.rollbackPrimary(who),
+      chaosEnabled: () => this.chaos !== null,
+      chaosList: async () => op.chaosList(this),
+      chaosStart: async (spec, who) => op.chaosStart(this, { spec, who }),
+      chaosStop: async (name, who) => op.chaosStop(this, { name, who }),
+      chaosStopAll: async (who) => op.chaosStopAll(this, { who })
     }
   }
 
@@ -290,6 +309,29 @@ export class Penumbra implements ProcessOps {
   #loadExperiments (config: Config): void {
     const factory = this.metrics.experimentMetrics()
     this.runtime.setExperiments(config.experiments.map((e) => new Experiment(e, this.backends, factory)))
+  }
+
+  #chaosOn (): ChaosRegistry {
+    if (this.chaos === null) throw new PenumbraError('PENUMBRA_CHAOS_DISABLED', 'chaos is disabled (chaos.enabled: false in the config)')
+    return this.chaos
+  }
+
+  /** `GET /chaos/experiments`. */
+  chaosList (): unknown {
+    return this.#chaosOn().list()
+  }
+
+  /** `POST /chaos/experiments` (the body validated by the admin server). */
+  chaosStart (spec: ChaosExperimentSpec, who: string): unknown {
+    return this.#chaosOn().start(spec, who)
+  }
+
+  chaosStop (name: string, who: string): unknown {
+    return this.#chaosOn().stop(name, who)
+  }
+
+  chaosStopAll (who: string): unknown {
+    return this.#chaosOn().stopAll(who)
   }
 
   listMismatches (q: { shadow?: string, limit?: number }): unknown[] {

@@ -16,6 +16,7 @@ import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
 import { startDemoLlm } from './demo/llm-model-server.js'
 import { runReport } from './admin/report-cli.js'
+import { runGameDayCli } from './chaos/gameday-cli.js'
 import { configReloadsCounter } from './metrics/metrics.js'
 
 const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
@@ -24,6 +25,7 @@ Usage:
   penumbra --config FILE [--workers N] [--check] [--demo]
   penumbra report [--admin URL] [--token TOKEN] [--json]
   penumbra report --prometheus URL --experiment NAME [--config FILE | --admin URL] [--json]
+  penumbra gameday --scenario FILE --admin URL --prometheus URL [--token TOKEN] [--out FILE.json]
 
 Options:
   -c, --config FILE   YAML or JSON config (default: $PENUMBRA_CONFIG)
@@ -43,6 +45,13 @@ Options:
                       that experiment's verdicts from the counters of every replica Prometheus
                       scrapes, summed; its definition from --config FILE or the admin API
 
+  gameday             run a chaos game day (docs/chaos.md): start the scenario's fault, wait
+                      for its alert in Prometheus, always stop the fault; exit 0 pass, 1 fail
+      --scenario FILE a scenario (config/gamedays/*.yaml)
+      --prometheus URL  the Prometheus that evaluates penumbra's alert rules
+      --out FILE      also write the result as JSON
+      --poll-ms N     how often to ask Prometheus (default 5000)
+
 Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
 Docs: README.md (config reference, admin API, metrics, error codes).
 `
@@ -56,6 +65,10 @@ async function main (): Promise<void> {
   const argv = process.argv.slice(2)
   if (argv[0] === 'report') {
     process.exitCode = await runReport(argv.slice(1))
+    return
+  }
+  if (argv[0] === 'gameday') {
+    process.exitCode = await runGameDayCli(argv.slice(1))
     return
   }
   let args
@@ -131,6 +144,10 @@ function summary (file: string, c: Config): string {
   }
   lines.push(`  compare  format ${c.compare.format}, tolerance abs ${c.compare.numeric.absTol} rel ${c.compare.numeric.relTol}, ${c.compare.ignore.length} ignore rules, noise ${c.compare.noise.enabled ? 'on' : 'off'}`)
   lines.push(`  log      ${c.log.level}${c.log.access ? ', access log on' : ''}`)
+  if (c.chaos.enabled) {
+    lines.push(`  chaos    enabled, client share cap ${c.chaos.maxClientShare}, max duration ${c.chaos.maxDurationMs} ms`)
+    for (const e of c.chaos.experiments) lines.push(`    - ${e.name}: ${e.target}, ${e.faults.map((f) => f.kind).join(' + ')}, ${e.durationMs} ms${e.startAt !== undefined ? ` from ${e.startAt}` : ''}`)
+  }
   return lines.join('\n') + '\n'
 }
 

@@ -39,7 +39,9 @@ export const ErrorCodes = {
   /** An admin operation that the current state does not allow (e.g. a rollback with no previous primary). */
   PENUMBRA_CONFLICT: 409,
   /** `POST /feedback`: the prediction log (Redis) cannot be reached; nothing was recorded, the call can be repeated. */
-  PENUMBRA_STORE_UNAVAILABLE: 503
+  PENUMBRA_STORE_UNAVAILABLE: 503,
+  /** A chaos endpoint while `chaos.enabled` is false (the default). */
+  PENUMBRA_CHAOS_DISABLED: 403
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

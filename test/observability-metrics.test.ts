@@ -61,7 +61,9 @@ const CONTRACT: Record<string, string> = {
   penumbra_feedback_abs_error_sum: 'counter',
   penumbra_feedback_sq_error_sum: 'counter',
   penumbra_feedback_predictions_total: 'counter',
-  penumbra_feedback_store_errors_total: 'counter'
+  penumbra_feedback_store_errors_total: 'counter',
+  penumbra_faults_injected_total: 'counter',
+  penumbra_chaos_active: 'gauge'
 }
 
 /** Series Prometheus itself adds to every target. */

@@ -7,6 +7,7 @@ import { MAX_EVENTS, parseEvents } from '../experiments/outcomes.js'
 import type { ExperimentAnalysis } from '../experiments/analysis.js'
 import { AnalysisHistory, MIN_SPACING_MS } from './analysis-history.js'
 import { MAX_FEEDBACK, parseFeedbackBody } from '../feedback/feedback-input.js'
+import { chaosExperimentSchema, type ChaosExperimentSpec } from '../config/chaos-schema.js'
 
 /** What the admin listener reads and changes; implemented in-process or, with --workers, over IPC. */
 export interface AdminBackend {
@@ -34,6 +35,12 @@ export interface AdminBackend {
   /** Blue/green switch; `who` is the caller's address, for the log. */
   switchPrimary (req: { backend: string, requireReady?: boolean }, who: string): Promise<unknown>
   rollbackPrimary (who: string): Promise<unknown>
+  /** Chaos (issue #20): is `chaos.enabled`? The chaos endpoints answer 403 otherwise. */
+  chaosEnabled? (): boolean
+  chaosList? (): Promise<unknown>
+  chaosStart? (spec: ChaosExperimentSpec, who: string): Promise<unknown>
+  chaosStop? (name: string, who: string): Promise<unknown>
+  chaosStopAll? (who: string): Promise<unknown>
 }
 
 const primarySwitchBody = z.strictObject({
@@ -105,6 +112,8 @@ export class AdminServer {
     const path = url.pathname
     const method = req.method ?? 'GET'
     const b = this.#backend
+
+    if (path === '/chaos' || path.startsWith('/chaos/')) return this.#chaos(req, res, method, path)
 
     if (method === 'GET' || method === 'HEAD') {
       if (this.#readNeedsToken(path)) this.#authorize(req)
@@ -225,6 +234,29 @@ export class AdminServer {
     for (const e of list) if (e.analysis !== undefined) this.#history.note(e.name, e.analysis, now)
     this.#history.keep(new Set(list.map((e) => e.name)))
     return list
+  }
+
+  /**
+   * The chaos endpoints: 403 while chaos is disabled; otherwise every one of them, reads
+   * included, needs the token (chaos cannot be enabled without one).
+   */
+  async #chaos (req: IncomingMessage, res: ServerResponse, method: string, path: string): Promise<void> {
+    const b = this.#backend
+    if (b.chaosEnabled?.() !== true) throw new PenumbraError('PENUMBRA_CHAOS_DISABLED', 'chaos is disabled (chaos.enabled: false in the config)')
+    this.#authorize(req)
+    const who = clientAddress(req)
+    if (path === '/chaos/experiments') {
+      if (method === 'GET' || method === 'HEAD') return json(res, 200, await b.chaosList!())
+      if (method === 'POST') {
+        const spec = parseBody(chaosExperimentSchema, await readBody(req))
+        return json(res, 201, await b.chaosStart!(spec, who))
+      }
+    }
+    if (method === 'DELETE' && path === '/chaos') return json(res, 200, { stopped: await b.chaosStopAll!(who) })
+    if (method === 'DELETE' && path.startsWith('/chaos/experiments/')) {
+      return json(res, 200, await b.chaosStop!(decodeSegment(path.slice('/chaos/experiments/'.length)), who))
+    }
+    throw new PenumbraError('PENUMBRA_NOT_FOUND', `no admin endpoint ${method} ${path}`)
   }
 
   #readNeedsToken (path: string): boolean {

@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js'
+import type { ChaosExperimentSpec } from '../config/chaos-schema.js'
 import type { PrimaryStatus } from '../runtime/primary-selection.js'
 import { ShadowReport, type ShadowReportData, type ShadowView } from '../compare/shadow-report.js'
 import type { QualityData } from '../feedback/quality.js'
@@ -42,6 +43,11 @@ export interface ProcessOps {
   feedbackData: () => QualityData
   /** `POST /feedback` items; the caller counts `penumbra_feedback_total`. */
   ingestFeedback: (items: unknown[]) => Promise<unknown>
+  /** Chaos (issue #20); throws PENUMBRA_CHAOS_DISABLED when chaos is off. */
+  chaosList: () => unknown
+  chaosStart: (spec: ChaosExperimentSpec, who: string) => unknown
+  chaosStop: (name: string, who: string) => unknown
+  chaosStopAll: (who: string) => unknown
 }
 
 /**
@@ -62,7 +68,11 @@ export const OPERATIONS = {
   events: (p: ProcessOps, a: { events: unknown[] }) => p.postEvents(a.events, true),
   patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch),
   feedbackData: (p: ProcessOps) => p.feedbackData(),
-  feedback: async (p: ProcessOps, a: { items: unknown[] }) => await p.ingestFeedback(a.items)
+  feedback: async (p: ProcessOps, a: { items: unknown[] }) => await p.ingestFeedback(a.items),
+  chaosList: (p: ProcessOps) => p.chaosList(),
+  chaosStart: (p: ProcessOps, a: { spec: ChaosExperimentSpec, who: string }) => p.chaosStart(a.spec, a.who),
+  chaosStop: (p: ProcessOps, a: { name: string, who: string }) => p.chaosStop(a.name, a.who),
+  chaosStopAll: (p: ProcessOps, a: { who: string }) => p.chaosStopAll(a.who)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

@@ -488,7 +488,7 @@ const JS = String.raw`
   // --- Views of other capabilities (status-views.ts) ---------------------------------------------
   // Each registers {id, title, url, render(data, box)}; every refresh fetches its url (relative,
   // like ours) and renders into its own section, only when the answer changed. A view whose
-  // endpoint answers 404 (the capability is not configured) stays hidden.
+  // endpoint answers 404 (the capability is not configured) or 403 (switched off) stays hidden.
 
   var views = [];
   window.penumbraStatus = {
@@ -511,7 +511,8 @@ const JS = String.raw`
       clear(w.box);
       w.spec.render(data, w.box);
     }, function (err) {
-      if (err && err.status === 404) { w.section.hidden = true; return; }
+      // 403: a capability that is switched off (chaos.enabled: false).
+      if (err && (err.status === 404 || err.status === 403)) { w.section.hidden = true; return; }
       throw err;
     });
   }

@@ -66,6 +66,8 @@ export function resolveAdminToken (cfg: Config, env: NodeJS.ProcessEnv): Config 
     }
     if (token.length < 8) throw new ConfigError([`admin.tokenFile: ${cfg.admin.tokenFile} must hold a token of at least 8 characters`])
   }
+  // Chaos can fault client traffic: who may start and stop it must be known (issue #20).
+  if (cfg.chaos?.enabled === true && token === null) throw new ConfigError(['chaos.enabled: chaos needs the admin token (admin.token, admin.tokenFile or PENUMBRA_ADMIN_TOKEN)'])
   return token === cfg.admin.token ? cfg : { ...cfg, admin: { ...cfg.admin, token } }
 }
 

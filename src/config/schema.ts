@@ -3,6 +3,7 @@ import { overridable } from './overridable.js'
 import { compilePathGlob } from '../shadow/sampler.js'
 import { llmSchema, shadowLlmSchema } from './llm-schema.js'
 import { feedbackSchema } from './feedback-schema.js'
+import { chaosSchema, checkChaos } from './chaos-schema.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -307,7 +308,9 @@ export const configSchema = z.strictObject({
   shutdown: z.strictObject({ timeoutMs: positiveMs.default(10_000) }).prefault({}),
   /** LLM endpoints (issue #16, src/config/llm-schema.ts); after `log`, which a typo like `lgo` means. */
   llm: llmSchema.prefault({}),
-  workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1)
+  workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1),
+  /** Chaos experiments (issue #20, src/config/chaos-schema.ts). */
+  chaos: chaosSchema.prefault({})
 }).superRefine((cfg, ctx) => {
   const legacy = typeof cfg.primary === 'object'
   if (legacy && 'primary' in cfg.backends) {
@@ -341,6 +344,7 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
   }
   checkExperiments(cfg.experiments, backends, ctx)
+  checkChaos(cfg.chaos, backends, cfg.shadows, ctx)
   if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: 'give admin.token or admin.tokenFile, not both' })
   }

@@ -99,6 +99,8 @@ export class Metrics {
   readonly outcomes: OutcomeCounters
   /** Prediction log, labels and online quality (issue #19). */
   readonly feedback: FeedbackMetrics
+  readonly faultsInjected: Counter<'experiment' | 'target' | 'kind'>
+  readonly chaosActive: Gauge<'experiment'>
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
     const registry = this.registry = new Registry()
@@ -160,6 +162,9 @@ export class Metrics {
       sumSquares: new Counter({ name: 'penumbra_experiment_outcome_sum_squares_total', help: 'Sum of the squared outcome values per experiment arm and metric (for variances).', labelNames: om, registers: r }),
       events: new Counter({ name: 'penumbra_events_total', help: 'Outcome events posted to POST /events, by result (accepted, invalid, unknown_experiment, unknown_metric, not_enrolled, unknown_request, invalid_value).', labelNames: ['result'], registers: r })
     }
+    // Chaos (issue #20). max, not sum: with --workers every worker runs the same experiments.
+    this.faultsInjected = new Counter({ name: 'penumbra_faults_injected_total', help: 'Chaos faults injected, by experiment, target (a backend, or shadow:<name>) and kind.', labelNames: ['experiment', 'target', 'kind'], registers: r })
+    this.chaosActive = new Gauge({ name: 'penumbra_chaos_active', help: '1 while the chaos experiment runs, 0 once it stopped.', labelNames: ['experiment'], aggregator: 'max', registers: r })
     this.feedback = new FeedbackMetrics(registry)
     // Finer buckets than the proxy's (25% apart): the latency verdicts are computed from them.
     this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered (a client that went away first, 499, is not observed).', labelNames: ['experiment', 'variant'], buckets: [...EXPERIMENT_LATENCY_BUCKETS], registers: r })

@@ -56,6 +56,8 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
    * upload progress undici sees and we do not).
    */
   deadlineMs = 0
+  /** The chaos experiment that faulted this exchange (`x-penumbra-fault`), if one did. */
+  fault: string | null = null
 
   #ctl: Dispatcher.DispatchController | null = null
   #sink: ExchangeSink
@@ -150,6 +152,11 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#sink.bodyBuffered(this, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes))
   }
 
+  /** Told by the chaos interceptor: the client's response is faulted by `experiment`. */
+  markFault (experiment: string): void {
+    this.fault = experiment
+  }
+
   onRequestStart (ctl: Dispatcher.DispatchController): void {
     this.#ctl = ctl
     this.upstreamStart = performance.now()
@@ -171,6 +178,9 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       const out = clientResponseHeaders(headers, '1.1', this.requestId, this.#opts)
       // The client learns its arm (`name=variant`), e.g. to attach it to the outcome it reports.
       if (this.route !== null && this.route.header !== null) out['x-penumbra-experiment'] = this.route.header
+      // Only penumbra says a response was faulted: an upstream's own copy is not relayed.
+      if (this.fault !== null) out['x-penumbra-fault'] = this.fault
+      else if (out['x-penumbra-fault'] !== undefined) delete out['x-penumbra-fault']
       res.writeHead(status, reason, out)
       this.status = status
     } catch (err) {
@@ -212,6 +222,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // A refusal of penumbra's own (e.g. the body limit failing the upload) is answered as itself.
     const failure = err instanceof PenumbraError ? err : upstreamFailure(reason, this.backend?.label ?? 'primary', err)
     if (!res.headersSent) this.status = failure.statusCode
+    if (this.fault !== null && !res.headersSent) res.setHeader('x-penumbra-fault', this.fault)
     sendError(res, failure, this.requestId, this.#opts.requestIdHeader)
   }
 

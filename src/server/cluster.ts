@@ -14,6 +14,7 @@ import { mergeIngest, type IngestResponse } from '../feedback/feedback-input.js'
 import { feedbackTotalCounter } from '../feedback/feedback-metrics.js'
 import { qualityBody } from '../feedback/quality-body.js'
 import type { QualityData } from '../feedback/quality.js'
+import type { ChaosExperimentSpec } from '../config/chaos-schema.js'
 
 // `--workers N` (issue #2): the primary process forks N workers that share the proxy port
 // (node:cluster), and serves the admin port itself. /metrics is prom-client's
@@ -299,6 +300,42 @@ export class ClusterBackend implements AdminBackend {
     const parts = await this.#values('feedbackData') as QualityData[]
     const f = this.#config.feedback
     return qualityBody(parts, { confidence: f.confidence, minCoverage: f.minCoverage }, { workers: parts.length })
+  }
+
+  // -- chaos (issue #20): every worker runs the same experiments, started and stopped in all of them.
+
+  chaosEnabled (): boolean {
+    return this.#config.chaos.enabled
+  }
+
+  /** The experiments as one process shows them, with the workers' counts summed. */
+  async chaosList (): Promise<unknown> {
+    const lists = await this.#values('chaosList') as Array<{ experiments: Array<Record<string, any>>, maxClientShare: number, lastMinute: { requests: number, faulted: number } }>
+    if (lists.length === 0) return { experiments: [], workers: 0 }
+    const merged = structuredClone(lists[0]!)
+    for (const other of lists.slice(1)) {
+      merged.lastMinute.requests += other.lastMinute.requests
+      merged.lastMinute.faulted += other.lastMinute.faulted
+      for (const e of merged.experiments) {
+        const o = other.experiments.find((x) => x.name === e.name)
+        if (o === undefined) continue
+        e.capped += o.capped
+        for (const k of Object.keys(e.injected)) e.injected[k] += o.injected[k] ?? 0
+      }
+    }
+    return { ...merged, workers: lists.length }
+  }
+
+  async chaosStart (spec: ChaosExperimentSpec, who: string): Promise<unknown> {
+    return this.#everywhere('chaosStart', { spec, who })
+  }
+
+  async chaosStop (name: string, who: string): Promise<unknown> {
+    return this.#everywhere('chaosStop', { name, who })
+  }
+
+  async chaosStopAll (who: string): Promise<unknown> {
+    return this.#everywhere('chaosStopAll', { who })
   }
 
   async mismatches (q: { shadow?: string, limit?: number }): Promise<unknown> {

@@ -88,7 +88,7 @@ export class ShadowRuntime {
   /** This process's token budget (`llm.maxTokensPerMinute`, divided among `--workers`); null: none. */
   readonly budget: TokenBudget | null
 
-  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { kind?: TargetKind, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string, mirrorStateful?: boolean, workers?: number } = {}) {
+  constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { kind?: TargetKind, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string, mirrorStateful?: boolean, workers?: number, interceptor?: Dispatcher.DispatcherComposeInterceptor | null } = {}) {
     this.kind = opts.kind ?? 'shadow'
     this.name = cfg.name
     this.cfg = cfg
@@ -126,11 +126,17 @@ export class ShadowRuntime {
     this.#paths = cfg.match.paths.includes('/**') ? null : cfg.match.paths.map(compilePathGlob)
     this.url = opts.url ?? cfg.url!
     this.ownsPool = opts.pool === undefined || opts.ownsPool === true
-    this.pool = opts.pool ?? createUpstreamPool({
-      url: this.url,
-      connections: cfg.connections ?? cfg.maxConcurrency,
-      connectTimeoutMs: cfg.connectTimeoutMs
-    })
+    let pool = opts.pool
+    if (pool === undefined) {
+      const own = createUpstreamPool({
+        url: this.url,
+        connections: cfg.connections ?? cfg.maxConcurrency,
+        connectTimeoutMs: cfg.connectTimeoutMs
+      })
+      // Chaos faults on a shadow with its own pool (a backend's pool has them already).
+      pool = opts.interceptor != null ? own.compose(opts.interceptor) : own
+    }
+    this.pool = pool
     if (this.kind === 'shadow') metrics.initShadow(this.name)
   }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { Dispatcher } from 'undici'
 import type { Config, ShadowConfig } from '../config/schema.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { mergeCompareConfig } from '../compare/merge-config.js'
@@ -47,7 +48,11 @@ export class ShadowSet implements MirrorJobSink {
   readonly #runtime: RuntimeState
   readonly #log: Logger
 
-  constructor (config: Config, metrics: Metrics, consumer: JobConsumer, backends: BackendSet, runtime: RuntimeState, log: Logger) {
+  /** Chaos faults for shadows with their own pool (null: chaos disabled). */
+  readonly #interceptor: Dispatcher.DispatcherComposeInterceptor | null
+
+  constructor (config: Config, metrics: Metrics, consumer: JobConsumer, backends: BackendSet, runtime: RuntimeState, log: Logger, interceptor: Dispatcher.DispatcherComposeInterceptor | null = null) {
+    this.#interceptor = interceptor
     this.#log = log
     this.#metrics = metrics
     this.#consumer = consumer
@@ -82,7 +87,7 @@ export class ShadowSet implements MirrorJobSink {
         // still uploading) are then sent as usual instead of failing on a closed pool.
         const pool = prev !== undefined && prev.samePool(cfg) ? prev.pool : undefined
         if (pool !== undefined) kept.add(prev!)
-        rt = new ShadowRuntime(cfg, merged, this.#metrics, { shared: prev?.shared, pool, ownsPool: true, ...llm })
+        rt = new ShadowRuntime(cfg, merged, this.#metrics, { shared: prev?.shared, pool, ownsPool: true, ...llm, interceptor: this.#interceptor })
       }
       next.push(rt)
       byName.set(cfg.name, rt)

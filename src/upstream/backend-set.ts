@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js'
 import { Backend } from './backend.js'
+import type { ChaosRegistry } from '../chaos/chaos-registry.js'
 
 /**
  * How long a replaced backend stays open after a reload, beyond its own timeout: requests routed
@@ -14,8 +15,10 @@ const RETIRE_GRACE_MS = 30_000
  */
 export class BackendSet {
   #byName = new Map<string, Backend>()
+  readonly #chaos: ChaosRegistry | null
 
-  constructor (config: Config) {
+  constructor (config: Config, chaos: ChaosRegistry | null = null) {
+    this.#chaos = chaos
     this.load(config)
   }
 
@@ -25,7 +28,7 @@ export class BackendSet {
     const next = new Map<string, Backend>()
     for (const [name, cfg] of Object.entries(config.backends)) {
       const prev = old.get(name)
-      next.set(name, prev !== undefined && prev.sameAs(cfg) ? prev : new Backend(name, cfg))
+      next.set(name, prev !== undefined && prev.sameAs(cfg) ? prev : new Backend(name, cfg, this.#chaos))
     }
     this.#byName = next
     const retired: Backend[] = []

@@ -1,6 +1,8 @@
 import type { Dispatcher } from 'undici'
 import type { BackendConfig } from '../config/schema.js'
 import { createUpstreamPool } from './pool.js'
+import type { ChaosRegistry } from '../chaos/chaos-registry.js'
+import { faultInterceptor } from '../chaos/fault-interceptor.js'
 
 /**
  * One named model server: its validated options and the one undici dispatcher that every caller
@@ -19,12 +21,14 @@ export class Backend {
   /** Client requests dispatched here and not finished (`GET /backends`). */
   inflight = 0
 
-  constructor (name: string, cfg: BackendConfig) {
+  constructor (name: string, cfg: BackendConfig, chaos: ChaosRegistry | null = null) {
     this.name = name
     this.cfg = cfg
     this.url = cfg.url
     this.label = name === 'primary' ? 'primary' : `primary backend "${name}"`
-    this.dispatcher = createUpstreamPool({ url: cfg.url, connections: cfg.connections, connectTimeoutMs: cfg.connectTimeoutMs, keepAliveTimeoutMs: cfg.keepAliveTimeoutMs })
+    const pool = createUpstreamPool({ url: cfg.url, connections: cfg.connections, connectTimeoutMs: cfg.connectTimeoutMs, keepAliveTimeoutMs: cfg.keepAliveTimeoutMs })
+    // Chaos faults only when chaos.enabled: otherwise the pool itself, at no cost per request.
+    this.dispatcher = chaos === null ? pool : pool.compose(faultInterceptor(chaos, name))
   }
 
   /** True when `cfg` would build the same dispatcher (a reload can keep this one). */
