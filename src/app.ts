@@ -19,6 +19,7 @@ import { Experiment, describeExperiment } from './experiments/experiment.js'
 import { ExposureLog } from './experiments/exposure-log.js'
 import { Outcomes } from './experiments/outcomes.js'
 import { withAnalysis } from './experiments/analysis.js'
+import { DriftMonitor } from './drift/drift-monitor.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -70,6 +71,8 @@ export class Penumbra implements ProcessOps {
   readonly selection: PrimarySelection
   readonly exposures: ExposureLog
   readonly outcomes: Outcomes
+  /** Output drift and model assertions (src/drift/), fed by the comparison stage. */
+  readonly drift: DriftMonitor
   readonly #probe = new OriginProbe()
   #stopped: Promise<void> | null = null
 
@@ -80,6 +83,8 @@ export class Penumbra implements ProcessOps {
     this.log = opts.logger ?? createLogger({ level: config.log.level, redact: config.log.redact })
     this.metrics = opts.metrics ?? new Metrics({ version: VERSION })
     this.compare = new CompareStage(config, this.metrics, this.log)
+    this.drift = new DriftMonitor(config, this.metrics.registry)
+    this.compare.observer = this.drift
     this.backends = new BackendSet(config)
     const restored = opts.primary != null && this.backends.has(opts.primary.backend) ? opts.primary : null
     this.selection = new PrimarySelection(config.primary, restored)
@@ -126,6 +131,7 @@ export class Penumbra implements ProcessOps {
     if (next.admin.host !== this.config.admin.host || next.admin.port !== this.config.admin.port) notes.push('admin: address changes need a restart; kept the old one')
     if (next.workers !== this.config.workers) notes.push('workers: changes need a restart')
     this.compare.reload(next)
+    this.drift.reload(next)
     this.backends.load(next)
     const before = this.selection.status.backend
     const note = this.selection.reload(next.primary, (n) => this.backends.has(n))
@@ -187,7 +193,10 @@ export class Penumbra implements ProcessOps {
       backends: async () => this.describeBackends(true),
       primary: async () => this.selection.status,
       switchPrimary: async (req, who) => this.switchPrimary(req, who),
-      rollbackPrimary: async (who) => this.rollbackPrimary(who)
+      rollbackPrimary: async (who) => this.rollbackPrimary(who),
+      drift: async () => op.drift(this),
+      assertions: async (q) => op.assertions(this, q),
+      pinDriftReference: async (model) => op.driftReference(this, { model })
     }
   }
 
@@ -298,6 +307,23 @@ export class Penumbra implements ProcessOps {
       pending: this.compare.pending,
       stored: this.compare.store.size
     }
+  }
+
+  driftSnapshot (): unknown {
+    return this.drift.driftSnapshot()
+  }
+
+  assertionsSnapshot (q: { model?: string, assertion?: string, limit?: number }): unknown {
+    return this.drift.assertionsSnapshot(q)
+  }
+
+  /** `POST /drift/reference`: 409 when drift is off or nothing could be pinned, 404 for an unknown model. */
+  pinDriftReference (model?: string): unknown {
+    if (!this.drift.driftEnabled) throw new PenumbraError('PENUMBRA_CONFLICT', 'drift is not configured (add a `drift:` section)')
+    if (model !== undefined && !this.drift.has(model)) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no predictions seen from a model named "${model}"`)
+    const r = this.drift.pin(model)
+    if (r.pinned.length === 0) throw new PenumbraError('PENUMBRA_CONFLICT', 'nothing pinned: no model has predictions in its current window')
+    return { ...r, drift: this.drift.driftSnapshot() }
   }
 
   /** `GET /report` of this process. */

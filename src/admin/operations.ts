@@ -37,6 +37,12 @@ export interface ProcessOps {
   /** Outcome events; `byUnitOnly` (a --workers process): events by request id are refused. */
   postEvents: (events: unknown[], byUnitOnly: boolean) => unknown
   patchExperiment: (name: string, patch: ExperimentPatch) => unknown
+  /** `GET /drift` of this process. */
+  driftSnapshot: () => unknown
+  /** `GET /assertions` of this process. */
+  assertionsSnapshot: (q: { model?: string, assertion?: string, limit?: number }) => unknown
+  /** `POST /drift/reference`. */
+  pinDriftReference: (model?: string) => unknown
 }
 
 /**
@@ -55,7 +61,10 @@ export const OPERATIONS = {
   applyPrimary: (p: ProcessOps, status: PrimaryStatus) => p.applyPrimary(status),
   experiments: (p: ProcessOps) => p.describeExperiments(),
   events: (p: ProcessOps, a: { events: unknown[] }) => p.postEvents(a.events, true),
-  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch)
+  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch),
+  drift: (p: ProcessOps) => p.driftSnapshot(),
+  assertions: (p: ProcessOps, q: { model?: string, assertion?: string, limit?: number }) => p.assertionsSnapshot(q),
+  driftReference: (p: ProcessOps, a: { model?: string }) => p.pinDriftReference(a.model)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

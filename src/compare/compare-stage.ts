@@ -22,6 +22,18 @@ const SLICE_MS = 1
 /** Largest captured stream replayed for its timing (the capture itself is bounded already). */
 const STREAM_STATS_MAX_BYTES = 16 * 1024 * 1024
 
+/**
+ * Receives every parsed answer of a compared job (drift and assertions, src/drift/): the serving
+ * backend's once per job, each shadow's. Called on the comparison stage's slices, never on the
+ * client's path; answers compared on the thread (large bodies) are not observed, only counted.
+ */
+export interface AnswerObserver {
+  readonly active: boolean
+  observe (model: string, status: number, format: string, body: unknown, req: JobRecord): void
+  /** Answers of one job not observed because the job was compared on the thread. */
+  notObserved (answers: number): void
+}
+
 /** What a job waiting at the comparison thread needs when its results come back. */
 interface Submitted {
   job: JobRecord
@@ -62,6 +74,8 @@ export class CompareStage implements JobConsumer {
   #scheduled = false
   #workerMinBytes!: number | null
   #worker: CompareWorker<Submitted> | null = null
+  /** Drift and assertions (set by the composition root), or null. */
+  observer: AnswerObserver | null = null
 
   constructor (config: Config, metrics: Metrics, log: Logger) {
     this.#metrics = metrics
@@ -170,6 +184,8 @@ export class CompareStage implements JobConsumer {
   /** Compares a job here, on the event loop. */
   #process (job: JobRecord): void {
     this.#recordStreams(job)
+    const obs = this.observer?.active === true ? this.observer : null
+    let primarySeen = false
     for (const t of job.targets) {
       if (t.kind === 'noise') {
         if (learns(job, t)) this.#learnNoise(job, t.result!.response!)
@@ -179,8 +195,20 @@ export class CompareStage implements JobConsumer {
       if (input === null) continue
       const res = this.#comparator(t).compare(input, this.#noiseEnabled ? (p) => this.noise.isNoisy(p, t.name) : undefined)
       this.#record(t, input, res)
+      if (obs !== null) primarySeen = this.#observe(obs, job, t, input, res, primarySeen)
     }
     releasePrimaryCache()
+  }
+
+  /** Hands the parsed answers of one comparison to the observer; returns whether the primary's was. */
+  #observe (obs: AnswerObserver, job: JobRecord, t: CompareTarget, input: CompareJob, res: CompareResult, primarySeen: boolean): boolean {
+    try {
+      if (!primarySeen && res.primaryBody !== undefined) obs.observe(job.backend, input.primary.status, res.format, res.primaryBody, job)
+      if (res.shadowBody !== undefined) obs.observe(t.name, input.shadowResponse.status, res.format, res.shadowBody, job)
+    } catch (err) {
+      this.#log.error({ err, requestId: job.requestId }, 'drift/assertions failed on an answer')
+    }
+    return primarySeen || res.primaryBody !== undefined
   }
 
   /**
@@ -238,6 +266,7 @@ export class CompareStage implements JobConsumer {
       this.#pendingBytes -= job.bytes
       return
     }
+    if (this.observer?.active === true) this.observer.notObserved(inputs.filter((x) => x !== null).length + 1)
     if (!w.up()) {
       this.#done({ job, targets, inputs }, null)
       return

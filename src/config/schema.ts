@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { overridable } from './overridable.js'
 import { compilePathGlob } from '../shadow/sampler.js'
+import { assertionsSection, checkDriftSections, driftSection } from './drift-schema.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -297,8 +298,11 @@ export const configSchema = z.strictObject({
     redact: z.array(z.string()).default([])
   }).prefault({}),
   shutdown: z.strictObject({ timeoutMs: positiveMs.default(10_000) }).prefault({}),
-  workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1)
+  workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1),
+  drift: driftSection.optional(),
+  assertions: assertionsSection
 }).superRefine((cfg, ctx) => {
+  checkDriftSections(cfg, ctx)
   const legacy = typeof cfg.primary === 'object'
   if (legacy && 'primary' in cfg.backends) {
     ctx.addIssue({ code: 'custom', path: ['backends', 'primary'], message: 'is also defined by the object form of `primary`: name the backend in `primary` instead (primary: primary)' })

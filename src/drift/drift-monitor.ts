@@ -1,0 +1,267 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Config } from '../config/schema.js'
+import type { AssertionConfig, DriftConfig } from '../config/drift-schema.js'
+import { decodeBody } from '../compare/body.js'
+import { redactValue } from '../compare/redact.js'
+import { compileAssertion, inputKeyOf, type Assertion } from './assertions.js'
+import { AssertionStore, type ViolationRecord } from './assertion-store.js'
+import { extractPredictions, instancesOf, requestInstancesOf, topScoreOf } from './extract-prediction.js'
+import { ModelDrift, type ModelDriftView } from './model-drift.js'
+
+/** The request a model answered, as much of it as drift and assertions read. */
+export interface ObservedRequest {
+  requestId: string
+  method: string
+  url: string
+  requestHeaders: IncomingHttpHeaders
+  requestBody: Buffer | null
+}
+
+/** Per assertion and model: instances checked, violated, and not checked (`stable` without an input to pair). */
+export interface AssertionCounts { checked: number, violations: number, skipped: number }
+
+/** `GET /drift`, and `drift` in `GET /quality`. */
+export interface DriftSnapshot {
+  enabled: boolean
+  windowMs: number
+  reference: 'first' | 'pinned'
+  thresholds: DriftConfig['thresholds']
+  minSamples: number
+  /** Answers not observed: compared on the comparison thread (`compare.workerMinBytes`). */
+  notObserved: number
+  models: ModelDriftView[]
+}
+
+/** One assertion in `GET /assertions` and `assertions` in `GET /quality`. */
+export interface AssertionView {
+  name: string
+  rule: string
+  path: string
+  /** Totals over its models. */
+  checked: number
+  violations: number
+  skipped: number
+  models: Array<{ model: string } & AssertionCounts>
+}
+
+/** Request bodies larger than this are not decoded to pair instances with their inputs (`stable`). */
+const MAX_REQUEST_DECODE_BYTES = 4 * 1024 * 1024
+
+/**
+ * Drift and assertions over every model's answers (docs/drift.md): fed by the comparison stage
+ * with each parsed answer of a compared mirrored request (the serving backend's once, each
+ * shadow's), off the client's path. Per instance: the label and top score go to the model's
+ * {@link ModelDrift}; each assertion that applies to the model is checked, violations counted
+ * and stored redacted. Never throws into the caller.
+ */
+export class DriftMonitor {
+  readonly store: AssertionStore
+  readonly #now: () => number
+  #drift: DriftConfig | null = null
+  #assertions: Assertion[] = []
+  #stable = false
+  readonly #models = new Map<string, ModelDrift>()
+  readonly #counts = new Map<string, Map<string, AssertionCounts>>()
+  readonly #driftGauge: Gauge<'model' | 'statistic'>
+  readonly #violations: Counter<'model' | 'assertion'>
+  readonly #checks: Counter<'model' | 'assertion'>
+  #notObserved = 0
+  /** Decoded request instances, per request: a job's answers (primary, shadows) share its input. */
+  #inputs = new WeakMap<object, unknown[] | null>()
+
+  constructor (config: Config, registry: Registry, opts: { now?: () => number } = {}) {
+    this.#now = opts.now ?? Date.now
+    this.store = new AssertionStore(config.compare.mismatches)
+    const registers = [registry]
+    const views = (): ModelDriftView[] => this.#views()
+    this.#driftGauge = new Gauge({
+      name: 'penumbra_prediction_drift',
+      help: 'Output drift of each model (serving backend, shadow) against its reference: statistic psi (population stability index) or js (Jensen-Shannon distance, base 2), the larger of its label and top-score distributions. Absent until both have drift.minSamples.',
+      labelNames: ['model', 'statistic'],
+      registers,
+      collect () {
+        this.reset()
+        for (const v of views()) {
+          if (v.psi !== null) this.set({ model: v.model, statistic: 'psi' }, v.psi)
+          if (v.js !== null) this.set({ model: v.model, statistic: 'js' }, v.js)
+        }
+      }
+    })
+    this.#violations = new Counter({ name: 'penumbra_assertion_violations_total', help: 'Answer instances that violated a model assertion, by model and assertion.', labelNames: ['model', 'assertion'], registers })
+    this.#checks = new Counter({ name: 'penumbra_assertion_checks_total', help: 'Answer instances a model assertion was checked on, by model and assertion (the denominator of the violation rate).', labelNames: ['model', 'assertion'], registers })
+    this.reload(config)
+  }
+
+  /** Whether anything is configured (else the comparison stage skips the call). */
+  get active (): boolean {
+    return this.#drift !== null || this.#assertions.length > 0
+  }
+
+  /**
+   * Applies a (re)loaded config. Drift state is kept when the `drift` section is unchanged, else
+   * started over; assertion counts are kept per name, the `stable` memory is not.
+   */
+  reload (config: Config): void {
+    const next = config.drift !== undefined && config.drift.enabled ? config.drift : null
+    if (JSON.stringify(next) !== JSON.stringify(this.#drift)) this.#models.clear()
+    this.#drift = next
+    this.#assertions = config.assertions.map((a: AssertionConfig) => compileAssertion(a))
+    this.#stable = this.#assertions.some((a) => a.needsInput)
+    for (const name of [...this.#counts.keys()]) if (!this.#assertions.some((a) => a.name === name)) this.#counts.delete(name)
+  }
+
+  /**
+   * One model's answer to one request: `body` is the parsed JSON, `format` the comparison's
+   * resolved format. Only 2xx answers are observed (an error body is no prediction).
+   */
+  observe (model: string, status: number, format: string, body: unknown, req: ObservedRequest): void {
+    if (status < 200 || status > 299 || body === undefined) return
+    const now = this.#now()
+    if (this.#drift !== null) {
+      let d = this.#models.get(model)
+      if (d === undefined) {
+        d = new ModelDrift(model, this.#drift, now)
+        this.#models.set(model, d)
+      }
+      for (const p of extractPredictions(format, body)) d.observe(p.label, topScoreOf(p), now)
+    }
+    if (this.#assertions.length > 0) this.#assert(model, format, body, req, now)
+  }
+
+  #assert (model: string, format: string, body: unknown, req: ObservedRequest, now: number): void {
+    const instances = instancesOf(format, body)
+    const inputs = this.#stable ? this.#inputsOf(req) : null
+    let redacted: unknown[] | null = null
+    for (const a of this.#assertions) {
+      if (a.models !== null && !a.models.has(model)) continue
+      const c = this.#countsOf(a.name, model)
+      for (let i = 0; i < instances.length; i++) {
+        const value = a.valueOf(instances[i])
+        let inputKey: string | null = null
+        if (a.needsInput) {
+          const input = inputs !== null && inputs.length === instances.length ? inputs[i] : instances.length === 1 ? this.#wholeBody(req) : undefined
+          if (input === undefined) { c.skipped++; continue }
+          inputKey = inputKeyOf(input)
+        }
+        c.checked++
+        this.#checks.inc({ model, assertion: a.name })
+        const reason = a.check(value, { model, inputKey, now })
+        if (reason === null) continue
+        c.violations++
+        this.#violations.inc({ model, assertion: a.name })
+        // Stored values come from the redacted body (copy on write: only on a violation).
+        redacted ??= instancesOf(format, redactValue(body, this.store.redactPaths))
+        this.store.add({ requestId: req.requestId, model, assertion: a.name, rule: a.kind, method: req.method, url: req.url, instance: i, reason, value: a.valueOf(redacted[i]) }, now)
+      }
+    }
+  }
+
+  #countsOf (assertion: string, model: string): AssertionCounts {
+    let byModel = this.#counts.get(assertion)
+    if (byModel === undefined) { byModel = new Map(); this.#counts.set(assertion, byModel) }
+    let c = byModel.get(model)
+    if (c === undefined) {
+      c = { checked: 0, violations: 0, skipped: 0 }
+      byModel.set(model, c)
+      this.#violations.inc({ model, assertion }, 0)
+      this.#checks.inc({ model, assertion }, 0)
+    }
+    return c
+  }
+
+  /** The request's instances (null: none found or undecodable), decoded once per request. */
+  #inputsOf (req: ObservedRequest): unknown[] | null {
+    if (this.#inputs.has(req)) return this.#inputs.get(req) ?? null
+    const body = this.#requestBody(req)
+    const list = body === undefined ? null : requestInstancesOf(body)
+    this.#inputs.set(req, list)
+    return list
+  }
+
+  #wholeBody (req: ObservedRequest): unknown {
+    return this.#requestBody(req)
+  }
+
+  #requestBody (req: ObservedRequest): unknown {
+    if (req.requestBody === null || req.requestBody.length === 0) return undefined
+    const d = decodeBody({ headers: req.requestHeaders, body: req.requestBody }, MAX_REQUEST_DECODE_BYTES)
+    return d.ok ? d.value : undefined
+  }
+
+  /**
+   * `POST /drift/reference`: the current window of `model` (every model when absent) becomes
+   * its reference, and its window starts empty. Returns the models pinned and those skipped
+   * (an empty window has nothing to pin).
+   */
+  pin (model?: string): { pinned: string[], empty: string[] } {
+    const now = this.#now()
+    const pinned: string[] = []
+    const empty: string[] = []
+    for (const [name, d] of this.#models) {
+      if (model !== undefined && name !== model) continue
+      if (d.pin(now)) pinned.push(name)
+      else empty.push(name)
+    }
+    return { pinned, empty }
+  }
+
+  /** Answers compared on the comparison thread (bodies of `compare.workerMinBytes` and more): not observed. */
+  notObserved (answers: number): void {
+    this.#notObserved += answers
+  }
+
+  /** Whether drift is configured, and the models it has seen. */
+  get driftEnabled (): boolean {
+    return this.#drift !== null
+  }
+
+  has (model: string): boolean {
+    return this.#models.has(model)
+  }
+
+  #views (): ModelDriftView[] {
+    const now = this.#now()
+    return [...this.#models.values()].map((d) => d.view(now))
+  }
+
+  /** `GET /drift`. */
+  driftSnapshot (): DriftSnapshot {
+    const d = this.#drift
+    return {
+      enabled: d !== null,
+      windowMs: d?.windowMs ?? 0,
+      reference: d?.reference ?? 'first',
+      thresholds: d?.thresholds ?? { psi: { warn: 0.1, alert: 0.25 }, js: { warn: 0.1, alert: 0.2 } },
+      minSamples: d?.minSamples ?? 0,
+      notObserved: this.#notObserved,
+      models: this.#views()
+    }
+  }
+
+  /** Per assertion: its rule and counts, per model. */
+  assertionViews (): AssertionView[] {
+    return this.#assertions.map((a) => {
+      const models = [...(this.#counts.get(a.name) ?? new Map<string, AssertionCounts>()).entries()].map(([model, c]) => ({ model, ...c }))
+      return {
+        name: a.name,
+        rule: a.kind,
+        path: a.path,
+        checked: models.reduce((n, m) => n + m.checked, 0),
+        violations: models.reduce((n, m) => n + m.violations, 0),
+        skipped: models.reduce((n, m) => n + m.skipped, 0),
+        models
+      }
+    })
+  }
+
+  /** `GET /assertions`: the assertions with their counts, and the newest stored violations. */
+  assertionsSnapshot (q: { model?: string, assertion?: string, limit?: number } = {}): { assertions: AssertionView[], violations: ViolationRecord[] } {
+    return { assertions: this.assertionViews(), violations: this.store.list(q) }
+  }
+
+  /** What `GET /quality` includes under `drift` and `assertions`. */
+  driftQuality (): { drift: DriftSnapshot, assertions: AssertionView[] } {
+    return { drift: this.driftSnapshot(), assertions: this.assertionViews() }
+  }
+}
