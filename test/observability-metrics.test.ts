@@ -52,7 +52,11 @@ const CONTRACT: Record<string, string> = {
   penumbra_llm_time_to_first_token_seconds: 'histogram',
   penumbra_llm_time_per_output_token_seconds: 'histogram',
   penumbra_llm_tokens_total: 'counter',
-  penumbra_comparison_shadow_errors_total: 'counter'
+  penumbra_comparison_shadow_errors_total: 'counter',
+  // Issue #19, drift and assertions (docs/drift.md).
+  penumbra_prediction_drift: 'gauge',
+  penumbra_assertion_violations_total: 'counter',
+  penumbra_assertion_checks_total: 'counter'
 }
 
 /** Series Prometheus itself adds to every target. */
