@@ -1,11 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'undici'
+import { Client, request } from 'undici'
 import { compileAssertion } from '../src/drift/assertions.js'
 import { validateConfig, ConfigError } from '../src/config/load.js'
 import { startPenumbra, startUpstream, urls, waitFor, type Upstream } from './helpers/servers.js'
 import { metricValue } from './helpers/shadow-util.js'
-import { runCli, tempDir, writeFile } from './helpers/proxy-util.js'
+import { childConfigYaml, freePort, runCli, spawnPenumbra, tempDir, writeFile } from './helpers/proxy-util.js'
+import { waitForValue } from './helpers/common.js'
 
 // Issue #19, model assertions: each rule on its own, then end to end (violations counted in
 // /metrics, listed by GET /assertions, stored redacted), and bad configs exiting 2.
@@ -193,4 +194,42 @@ test('stored whole-instance values are redacted', { timeout: 20_000 }, async (t)
     assert.equal(r.reason, "(value) must have required property 'scores'")
   }
   assert.deepEqual(body.violations.map((r: any) => r.model).sort(), ['cand', 'primary'])
+})
+
+test('--workers 2: GET /assertions sums the workers\' counts and merges their violations', { timeout: 40_000 }, async (t) => {
+  const answer = model((x) => ({ label: x % 4 === 0 ? 'zzz' : 'a' }))
+  const primary: Upstream = await startUpstream(answer)
+  const shadow: Upstream = await startUpstream(answer)
+  t.after(async () => { await primary.close(); await shadow.close() })
+  const dir = tempDir(t)
+  const port = await freePort()
+  const adminPort = await freePort()
+  const file = writeFile(dir, 'w.yaml', childConfigYaml({
+    port,
+    adminPort,
+    primary: primary.url,
+    extra: `shadows: [{ name: cand, url: "${shadow.url}", sampleRate: 1 }]\nassertions: [{ name: known_label, path: /label, rule: { oneOf: [a, b] } }]\n`
+  }))
+  const child = await spawnPenumbra(file, { port, adminPort, extra: ['--workers', '2'], readyTimeoutMs: 15_000 })
+  t.after(() => child.kill())
+  const admin = `http://127.0.0.1:${adminPort}`
+  await waitFor(async () => ((await (await request(`${admin}/report`)).body.json()) as { workers?: number }).workers === 2, 15_000, 'both workers')
+  for (let i = 0; i < 20; i++) {
+    // A fresh connection per request, so the cluster spreads them over the workers.
+    const c = new Client(`http://127.0.0.1:${port}`)
+    const r = await c.request({ path: '/v1/models/m:predict', method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ instances: [[i]] }) })
+    await r.body.dump()
+    await c.close()
+  }
+  const body = await waitForValue(async () => {
+    const b = await (await request(`${admin}/assertions`)).body.json() as any
+    return b.assertions[0].checked === 40 ? b : undefined
+  }, 15_000, '40 checks (20 requests, primary and shadow)')
+  const a = body.assertions[0]
+  assert.equal(a.violations, 10, 'x = 0, 4, 8, 12, 16 for both models')
+  assert.deepEqual(a.models.map((m: any) => [m.model, m.checked, m.violations]).sort(), [['cand', 20, 5], ['primary', 20, 5]])
+  assert.equal(body.violations.length, 10)
+  const pin = await request(`${admin}/drift/reference`, { method: 'POST' })
+  assert.equal(pin.statusCode, 409)
+  await pin.body.dump()
 })

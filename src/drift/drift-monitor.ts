@@ -265,3 +265,30 @@ export class DriftMonitor {
     return { drift: this.driftSnapshot(), assertions: this.assertionViews() }
   }
 }
+
+/**
+ * `GET /assertions` over several processes (`--workers`): counts summed per assertion and model,
+ * violations merged newest first. Drift itself is refused with workers (drift-schema.ts).
+ */
+export function mergeAssertions (parts: Array<{ assertions: AssertionView[], violations: ViolationRecord[] }>, limit = 100): { assertions: AssertionView[], violations: ViolationRecord[] } {
+  const byName = new Map<string, AssertionView>()
+  for (const part of parts) {
+    for (const a of part.assertions) {
+      let m = byName.get(a.name)
+      if (m === undefined) {
+        m = { ...a, checked: 0, violations: 0, skipped: 0, models: [] }
+        byName.set(a.name, m)
+      }
+      m.checked += a.checked
+      m.violations += a.violations
+      m.skipped += a.skipped
+      for (const mm of a.models) {
+        const have = m.models.find((x) => x.model === mm.model)
+        if (have === undefined) m.models.push({ ...mm })
+        else { have.checked += mm.checked; have.violations += mm.violations; have.skipped += mm.skipped }
+      }
+    }
+  }
+  const violations = parts.flatMap((p) => p.violations).sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)).slice(0, limit)
+  return { assertions: [...byName.values()], violations }
+}

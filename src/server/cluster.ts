@@ -9,6 +9,7 @@ import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../run
 import { OriginProbe } from '../upstream/probe.js'
 import { withAnalysis } from '../experiments/analysis.js'
 import { primarySwitchesCounter } from '../metrics/metrics.js'
+import { mergeAssertions } from '../drift/drift-monitor.js'
 import type { Counter } from 'prom-client'
 
 // `--workers N` (issue #2): the primary process forks N workers that share the proxy port
@@ -279,5 +280,19 @@ export class ClusterBackend implements AdminBackend {
   async report (): Promise<unknown> {
     const parts = await this.#values('report') as ProcessReport[]
     return mergeReports(parts, { workers: parts.length })
+  }
+
+  /** `GET /drift`: drift is refused with --workers (drift-schema.ts), so this says it is off. */
+  async drift (): Promise<unknown> {
+    return (await this.#values('drift'))[0] ?? null
+  }
+
+  /** `GET /assertions`: counts summed over the workers, violations merged newest first. */
+  async assertions (q: { model?: string, assertion?: string, limit?: number }): Promise<unknown> {
+    return mergeAssertions(await this.#values('assertions', q) as Parameters<typeof mergeAssertions>[0], q.limit)
+  }
+
+  async pinDriftReference (): Promise<unknown> {
+    throw new PenumbraError('PENUMBRA_CONFLICT', 'drift is not available with --workers (each worker would have its own reference)')
   }
 }
