@@ -90,6 +90,12 @@ test('pinned reference: a shadow whose labels shift after the pin gets PSI above
   assert.equal(cand.state, 'alert')
   assert.ok(Math.abs(cand.label.psi - 0.8789) < 1e-3, String(cand.label.psi))
   assert.ok(cand.psi > 0.25)
+  // JS: m = [.7, .3]; KL(r‖m) = .5·log2(5/7) + .5·log2(5/3) = 0.1257695, KL(c‖m) = .9·log2(9/7) + .1·log2(1/3) = 0.1678171;
+  // sqrt((0.1257695 + 0.1678171) / 2) = 0.3831.
+  assert.ok(Math.abs(cand.label.js - 0.3831) < 1e-3, String(cand.label.js))
+  // Top scores 0.8 (a) and 0.7 (b), half each: reference deciles 0.7 ×4, 0.75, 0.8 ×4, deduplicated.
+  assert.deepEqual(cand.reference.edges, [0.7, 0.75, 0.8])
+  assert.ok(Math.abs(cand.score.psi - cand.label.psi) < 1e-9, 'the score follows the label here')
   assert.equal(cand.reference.n, 400)
   assert.equal(cand.reference.how, 'pinned')
   assert.deepEqual(cand.reference.classes, ['a', 'b'])
