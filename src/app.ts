@@ -309,11 +309,15 @@ export class Penumbra implements ProcessOps {
     }
   }
 
+  /** `GET /drift`; 404 when drift is not configured (the status page then hides its panel). */
   driftSnapshot (): unknown {
+    if (!this.drift.driftEnabled) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'drift is not configured (add a `drift:` section; with --workers it is not available)')
     return this.drift.driftSnapshot()
   }
 
+  /** `GET /assertions`; 404 when no assertion is configured. */
   assertionsSnapshot (q: { model?: string, assertion?: string, limit?: number }): unknown {
+    if (!this.drift.assertionsConfigured) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'no assertions are configured (add an `assertions:` list)')
     return this.drift.assertionsSnapshot(q)
   }
 

@@ -4,6 +4,7 @@ import { request } from 'undici'
 import { startPenumbra, startUpstream, urls, waitFor, type Upstream } from './helpers/servers.js'
 import { metricValue } from './helpers/shadow-util.js'
 import { runCli, tempDir, writeFile } from './helpers/proxy-util.js'
+import { CHROMIUM } from './helpers/observability-harness.js'
 import type { Penumbra } from '../src/index.js'
 
 // Issue #19, output drift end to end: a real loopback primary and shadow behind penumbra; the
@@ -27,7 +28,7 @@ function model (shifted: () => boolean): (req: unknown, res: any, body: Buffer) 
   }
 }
 
-async function setup (t: { after: (fn: () => Promise<void>) => void }, drift: Record<string, unknown>): Promise<{ app: Penumbra, proxy: string, admin: string, shift: (on: boolean) => void }> {
+async function setup (t: { after: (fn: () => Promise<void>) => void }, drift: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}): Promise<{ app: Penumbra, proxy: string, admin: string, shift: (on: boolean) => void }> {
   let shifted = false
   const primary: Upstream = await startUpstream(model(() => false))
   const shadow: Upstream = await startUpstream(model(() => shifted))
@@ -35,7 +36,8 @@ async function setup (t: { after: (fn: () => Promise<void>) => void }, drift: Re
     primary: { url: primary.url },
     admin: { host: '127.0.0.1', port: 0, token: TOKEN },
     shadows: [{ name: 'cand', url: shadow.url, sampleRate: 1 }],
-    drift
+    ...(drift === undefined ? {} : { drift }),
+    ...extra
   })
   t.after(async () => { await app.stop(); await primary.close(); await shadow.close() })
   return { app, ...urls(app), shift: (on) => { shifted = on } }
@@ -142,4 +144,46 @@ test('drift with --workers 2 is refused with exit 2, naming the key', { timeout:
   assert.match(viaKey.stderr, /drift: cannot run with 2 workers/)
   const off = writeFile(dir, 'drift3.yaml', 'primary: { url: "http://127.0.0.1:9" }\nworkers: 2\ndrift: { enabled: false }\n')
   assert.equal((await runCli(['--config', off, '--check'])).code, 0)
+})
+
+test('status page: the drift and assertions panels in chromium; hidden (404) when not configured', { skip: CHROMIUM.skip, timeout: 90_000 }, async (t) => {
+  const { chromium } = await import('playwright-core')
+  const browser = await chromium.launch({ executablePath: CHROMIUM.path(), args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'], timeout: 30_000 })
+  t.after(async () => { await browser.close() })
+  const { proxy, admin, shift } = await setup(t, { reference: 'pinned', minSamples: 100 }, {
+    admin: { host: '127.0.0.1', port: 0, token: TOKEN, protectReads: false },
+    assertions: [{ name: 'known_label', path: '/label', rule: { oneOf: ['a'] } }]
+  })
+  await traffic(proxy, admin, 0, 100)
+  await (await request(`${admin}/drift/reference`, { method: 'POST', headers: auth })).body.dump()
+  shift(true)
+  await traffic(proxy, admin, 100, 100)
+
+  const page = await browser.newPage()
+  page.setDefaultTimeout(15_000)
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(err.message))
+  await page.goto(`${admin}/`, { waitUntil: 'domcontentloaded' })
+  await page.waitForSelector('#view-drift tr[data-model="cand"][data-state="alert"]')
+  await page.waitForSelector('#view-drift tr[data-model="primary"][data-state="ok"]')
+  const drift = await json(`${admin}/drift`)
+  const cells = await page.locator('#view-drift tr[data-model="cand"] td').allTextContents()
+  assert.equal(cells[2], modelView(drift, 'cand').psi.toFixed(3))
+  await page.waitForSelector('#view-assertions tr[data-assertion="known_label"][data-model="cand"]')
+  const row = await page.locator('#view-assertions tr[data-assertion="known_label"][data-model="primary"] td').allTextContents()
+  const counts = (await json(`${admin}/assertions`)).assertions[0].models.find((m: { model: string }) => m.model === 'primary')
+  assert.deepEqual(row.slice(3, 5), [String(counts.checked), String(counts.violations)])
+  assert.ok(counts.violations > 0)
+  assert.deepEqual(errors, [])
+
+  // Another penumbra without drift or assertions: both endpoints 404, both panels stay hidden.
+  const bare = await setup(t, undefined, { admin: { host: '127.0.0.1', port: 0, token: TOKEN, protectReads: false } })
+  const r = await request(`${bare.admin}/drift`, { headers: auth })
+  assert.equal(r.statusCode, 404)
+  await r.body.dump()
+  const bp = await browser.newPage()
+  await bp.goto(`${bare.admin}/`, { waitUntil: 'domcontentloaded' })
+  await bp.waitForSelector('body[data-loaded="true"]')
+  assert.equal(await bp.locator('#view-drift').isHidden(), true)
+  assert.equal(await bp.locator('#view-assertions').isHidden(), true)
 })

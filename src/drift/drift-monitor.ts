@@ -216,6 +216,10 @@ export class DriftMonitor {
     return this.#drift !== null
   }
 
+  get assertionsConfigured (): boolean {
+    return this.#assertions.length > 0
+  }
+
   has (model: string): boolean {
     return this.#models.has(model)
   }
