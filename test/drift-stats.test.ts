@@ -4,6 +4,10 @@ import { binOf, jsDistance, psi, quantileEdges, stateOf } from '../src/drift/dri
 import { ModelDrift } from '../src/drift/model-drift.js'
 import { extractPredictions, instancesOf, requestInstancesOf, topScoreOf } from '../src/drift/extract-prediction.js'
 import { driftSection } from '../src/config/drift-schema.js'
+import { DriftMonitor } from '../src/drift/drift-monitor.js'
+import { validateConfig } from '../src/config/load.js'
+import type { Config } from '../src/config/schema.js'
+import { Registry } from 'prom-client'
 
 // Issue #19, drift: PSI and Jensen-Shannon known answers, the reference's fixed bins, and the
 // window/reference life cycle of one model (a fake clock: no sleeps).
@@ -133,4 +137,29 @@ test('extraction: labels, scores and values per instance, per format', () => {
   assert.deepEqual(requestInstancesOf({ instances: [[1], [2]] }), [[1], [2]])
   assert.deepEqual(requestInstancesOf({ dataframe_split: { columns: ['x'], data: [[1], [2]] } }), [[1], [2]])
   assert.equal(requestInstancesOf({ text: 'x' }), null)
+})
+
+test('DriftMonitor: odd answers are skipped, never thrown; a reload keeps drift when its section is unchanged', () => {
+  let now = 0
+  const config = (drift: Record<string, unknown>, assertions: unknown[] = []): Config => validateConfig({ primary: { url: 'http://127.0.0.1:9' }, drift, assertions })
+  const mon = new DriftMonitor(config({ reference: 'pinned', minSamples: 1 }, [{ name: 'r', path: '/score', rule: { range: { min: 0 } } }]), new Registry(), { now: () => now })
+  const req = { requestId: 'r1', method: 'POST', url: '/x', requestHeaders: {}, requestBody: null }
+  for (const body of [null, 3, 'text with spaces', [], {}, { predictions: [null, {}, [], [null], { label: { nested: true } }, Number.NaN] }, { predictions: 'nope' }, { outputs: [{ name: 'o', data: 'x', shape: 'bad' }] }]) {
+    for (const format of ['kserve-v1', 'mlflow', 'oip-v2', 'openai-chat', 'json']) mon.observe('m', 200, format, body, req)
+  }
+  mon.observe('m', 500, 'kserve-v1', { predictions: ['a'] }, req) // an error answer: not observed
+  mon.observe('m', 200, 'kserve-v1', { predictions: ['a', 'b'] }, req)
+  now = 10
+  assert.deepEqual(mon.pin().pinned, ['m'])
+  mon.observe('m', 200, 'kserve-v1', { predictions: ['a', 'a'] }, req)
+  const before = mon.driftSnapshot().models[0]!
+  assert.ok(before.psi! > 0)
+  assert.ok(mon.assertionViews()[0]!.violations > 0, 'missing scores violate range')
+
+  mon.reload(config({ reference: 'pinned', minSamples: 1 }, [{ name: 'r', path: '/score', rule: { range: { min: 0 } } }]))
+  assert.deepEqual(mon.driftSnapshot().models[0], before, 'same section: the window and reference are kept')
+  assert.ok(mon.assertionViews()[0]!.checked > 0, 'counts kept for the same name')
+  mon.reload(config({ reference: 'pinned', minSamples: 2 }))
+  assert.deepEqual(mon.driftSnapshot().models, [], 'a changed section starts over')
+  assert.deepEqual(mon.assertionViews(), [])
 })
