@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Config } from '../config/schema.js'
-import { compileRedactions, redactQuery, type RedactionPatterns } from '../compare/redact.js'
+import { redactQuery } from '../compare/redact.js'
 import type { RuleKind } from '../config/drift-schema.js'
 
 /** Values larger than this (as JSON) are stored as a note of their size. */
@@ -30,18 +30,17 @@ export interface ViolationRecord {
 /**
  * Bounded store of assertion violations, the sibling of the mismatch store: at most
  * `compare.mismatches.keep` records and a quarter of its `maxBytes`, the oldest go first;
- * redacted before they are kept (the body by `redact.paths`, the URL by `redact.query`).
+ * redacted before they are kept (values are taken from the body after `redact.paths`, see
+ * digest.ts; the URL by `redact.query` here).
  * Never written to the mismatch sink.
  */
 export class AssertionStore {
   readonly #cache: LRUCache<string, ViolationRecord> | null
   readonly #query: ReadonlySet<string>
-  readonly redactPaths: RedactionPatterns
   readonly #prefix = randomBytes(3).toString('hex')
   #counter = 0
 
   constructor (cfg: Config['compare']['mismatches']) {
-    this.redactPaths = compileRedactions(cfg.redact.paths)
     this.#query = new Set(cfg.redact.query.map((q) => q.toLowerCase()))
     this.#cache = cfg.keep > 0
       ? new LRUCache<string, ViolationRecord>({ max: cfg.keep, maxSize: Math.max(1024, Math.floor(cfg.maxBytes / 4)), sizeCalculation: (r) => Math.max(1, JSON.stringify(r).length) })

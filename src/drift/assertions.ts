@@ -5,6 +5,7 @@ import { LRUCache } from 'lru-cache'
 import type { AssertionConfig, RuleKind } from '../config/drift-schema.js'
 import { parsePointer, WILDCARD } from '../compare/json-pointer.js'
 import { compileSchemaRule, firstError } from './schema-rule.js'
+import { at } from './digest.js'
 
 /** What a rule needs besides the value: the model, and the input the instance answered (for `stable`). */
 export interface CheckContext {
@@ -130,22 +131,6 @@ function collect (v: unknown, segs: readonly string[], i: number, out: number[])
     return
   }
   collect(Array.isArray(v) ? (/^(0|[1-9][0-9]*)$/.test(seg) ? v[Number(seg)] : undefined) : (v as Record<string, unknown>)[seg], segs, i + 1, out)
-}
-
-/** The value at a pointer (no wildcards); undefined when absent. */
-function at (v: unknown, segs: readonly string[]): unknown {
-  let cur = v
-  for (const seg of segs) {
-    if (typeof cur !== 'object' || cur === null) return undefined
-    if (Array.isArray(cur)) {
-      if (!/^(0|[1-9][0-9]*)$/.test(seg)) return undefined
-      cur = cur[Number(seg)]
-    } else {
-      if (!Object.hasOwn(cur, seg)) return undefined
-      cur = (cur as Record<string, unknown>)[seg]
-    }
-  }
-  return cur
 }
 
 function short (v: unknown): string {

@@ -3,10 +3,10 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Config } from '../config/schema.js'
 import type { AssertionConfig, DriftConfig } from '../config/drift-schema.js'
 import { decodeBody } from '../compare/body.js'
-import { redactValue } from '../compare/redact.js'
+import { digestAnswer, digestSpec, type AnswerDigest, type DigestSpec } from './digest.js'
 import { compileAssertion, inputKeyOf, type Assertion } from './assertions.js'
 import { AssertionStore, type ViolationRecord } from './assertion-store.js'
-import { extractPredictions, instancesOf, requestInstancesOf, topScoreOf } from './extract-prediction.js'
+import { requestInstancesOf } from './extract-prediction.js'
 import { ModelDrift, type ModelDriftView } from './model-drift.js'
 
 /** The request a model answered, as much of it as drift and assertions read. */
@@ -67,6 +67,8 @@ export class DriftMonitor {
   readonly #violations: Counter<'model' | 'assertion'>
   readonly #checks: Counter<'model' | 'assertion'>
   #notObserved = 0
+  #digestConfig: { drift: boolean, paths: string[], redact: string[] } = { drift: false, paths: [], redact: [] }
+  #spec: DigestSpec = digestSpec(false, [], [])
   /** Decoded request instances, per request: a job's answers (primary, shadows) share its input. */
   #inputs = new WeakMap<object, unknown[] | null>()
 
@@ -108,6 +110,8 @@ export class DriftMonitor {
     this.#drift = next
     this.#assertions = config.assertions.map((a: AssertionConfig) => compileAssertion(a))
     this.#stable = this.#assertions.some((a) => a.needsInput)
+    this.#digestConfig = { drift: next !== null, paths: config.assertions.map((a) => a.path), redact: config.compare.mismatches.redact.paths }
+    this.#spec = digestSpec(this.#digestConfig.drift, this.#digestConfig.paths, this.#digestConfig.redact)
     for (const name of [...this.#counts.keys()]) if (!this.#assertions.some((a) => a.name === name)) this.#counts.delete(name)
   }
 
@@ -117,6 +121,15 @@ export class DriftMonitor {
    */
   observe (model: string, status: number, format: string, body: unknown, req: ObservedRequest): void {
     if (status < 200 || status > 299 || body === undefined) return
+    this.observeDigest(model, status, digestAnswer(format, body, this.#spec), req)
+  }
+
+  /**
+   * The same for an answer digested elsewhere (the comparison thread, with {@link digestSpec}):
+   * drift counts its predictions, each assertion that applies to the model checks its values.
+   */
+  observeDigest (model: string, status: number, digest: AnswerDigest, req: ObservedRequest): void {
+    if (status < 200 || status > 299) return
     const now = this.#now()
     if (this.#drift !== null) {
       let d = this.#models.get(model)
@@ -124,23 +137,28 @@ export class DriftMonitor {
         d = new ModelDrift(model, this.#drift, now)
         this.#models.set(model, d)
       }
-      for (const p of extractPredictions(format, body)) d.observe(p.label, topScoreOf(p), now)
+      for (const p of digest.predictions) d.observe(p.label, p.score, now)
     }
-    if (this.#assertions.length > 0) this.#assert(model, format, body, req, now)
+    if (this.#assertions.length > 0 && digest.values.length === this.#assertions.length) this.#assert(model, digest, req, now)
   }
 
-  #assert (model: string, format: string, body: unknown, req: ObservedRequest, now: number): void {
-    const instances = instancesOf(format, body)
+  /** The digest settings of the current config (sent to the comparison thread). */
+  get digestConfig (): { drift: boolean, paths: string[], redact: string[] } {
+    return this.#digestConfig
+  }
+
+  #assert (model: string, digest: AnswerDigest, req: ObservedRequest, now: number): void {
     const inputs = this.#stable ? this.#inputsOf(req) : null
-    let redacted: unknown[] | null = null
-    for (const a of this.#assertions) {
+    for (let k = 0; k < this.#assertions.length; k++) {
+      const a = this.#assertions[k]!
       if (a.models !== null && !a.models.has(model)) continue
       const c = this.#countsOf(a.name, model)
-      for (let i = 0; i < instances.length; i++) {
-        const value = a.valueOf(instances[i])
+      const values = digest.values[k]!
+      for (let i = 0; i < values.length; i++) {
+        const value = values[i]
         let inputKey: string | null = null
         if (a.needsInput) {
-          const input = inputs !== null && inputs.length === instances.length ? inputs[i] : instances.length === 1 ? this.#wholeBody(req) : undefined
+          const input = inputs !== null && inputs.length === values.length ? inputs[i] : values.length === 1 ? this.#wholeBody(req) : undefined
           if (input === undefined) { c.skipped++; continue }
           inputKey = inputKeyOf(input)
         }
@@ -150,9 +168,9 @@ export class DriftMonitor {
         if (reason === null) continue
         c.violations++
         this.#violations.inc({ model, assertion: a.name })
-        // Stored values come from the redacted body (copy on write: only on a violation).
-        redacted ??= instancesOf(format, redactValue(body, this.store.redactPaths))
-        this.store.add({ requestId: req.requestId, model, assertion: a.name, rule: a.kind, method: req.method, url: req.url, instance: i, reason, value: a.valueOf(redacted[i]) }, now)
+        // Stored values come from the redacted body.
+        const stored = digest.redacted === undefined ? value : digest.redacted[k]![i]
+        this.store.add({ requestId: req.requestId, model, assertion: a.name, rule: a.kind, method: req.method, url: req.url, instance: i, reason, value: stored }, now)
       }
     }
   }
