@@ -27,8 +27,7 @@ const js = `
     render: function (d, box) {
       var t = d.thresholds || { psi: {}, js: {} };
       box.appendChild(el('p', { class: 'note', text: 'Window ' + Math.round((d.windowMs || 0) / 60000) + ' min against the ' + (d.reference === 'pinned' ? 'pinned' : 'first window') +
-        ' reference; PSI warn ' + t.psi.warn + ' / alert ' + t.psi.alert + ', JS warn ' + t.js.warn + ' / alert ' + t.js.alert + '; at least ' + d.minSamples + ' predictions per side' +
-        (d.notObserved > 0 ? '; ' + d.notObserved + ' large answers not observed' : '') + '.' }));
+        ' reference; PSI warn ' + t.psi.warn + ' / alert ' + t.psi.alert + ', JS warn ' + t.js.warn + ' / alert ' + t.js.alert + '; at least ' + d.minSamples + ' predictions per side.' }));
       var models = d.models || [];
       if (models.length === 0) { box.appendChild(el('p', { class: 'empty', text: 'No predictions observed yet.' })); return; }
       box.appendChild(el('table', null,

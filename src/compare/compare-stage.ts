@@ -7,7 +7,8 @@ import { PathLimiter } from './path-limiter.js'
 import { MismatchStore } from './mismatch-store.js'
 import { normalisePath } from './json-pointer.js'
 import type { CapturedResponse, CompareJob, CompareResult } from './types.js'
-import { CompareWorker, toWire, type ThreadItem } from './compare-worker.js'
+import { CompareWorker, toWire, type ObserveSpec, type ThreadItem } from './compare-worker.js'
+import type { AnswerDigest } from '../drift/digest.js'
 import type { CompareTarget, JobConsumer, JobRecord } from './job-record.js'
 import { ShadowReport, type ComparisonOutcome } from './shadow-report.js'
 import { streamStats } from './llm/stream-timing.js'
@@ -25,13 +26,14 @@ const STREAM_STATS_MAX_BYTES = 16 * 1024 * 1024
 /**
  * Receives every parsed answer of a compared job (drift and assertions, src/drift/): the serving
  * backend's once per job, each shadow's. Called on the comparison stage's slices, never on the
- * client's path; answers compared on the thread (large bodies) are not observed, only counted.
+ * client's path: an answer compared here is handed over parsed; one compared on the thread
+ * (large bodies) comes back digested there (`digestConfig` is what the thread digests with).
  */
 export interface AnswerObserver {
   readonly active: boolean
+  readonly digestConfig: ObserveSpec
   observe (model: string, status: number, format: string, body: unknown, req: JobRecord): void
-  /** Answers of one job not observed because the job was compared on the thread. */
-  notObserved (answers: number): void
+  observeDigest (model: string, status: number, digest: AnswerDigest, req: JobRecord): void
 }
 
 /** What a job waiting at the comparison thread needs when its results come back. */
@@ -245,6 +247,8 @@ export class CompareStage implements JobConsumer {
     const items: ThreadItem[] = []
     const targets: number[] = []
     const inputs: Array<CompareJob | null> = []
+    const observe = this.observer?.active === true
+    w.setObserve(observe ? this.observer!.digestConfig : null)
     for (let i = 0; i < job.targets.length; i++) {
       const t = job.targets[i]!
       if (t.kind === 'noise') {
@@ -258,7 +262,7 @@ export class CompareStage implements JobConsumer {
       if (input === null) continue
       // The thread's copy of the noisy paths, recomputed per job (a handful of tracked paths).
       if (this.#noiseEnabled) w.setNoisy(t.name, this.noise.noisyPaths(t.name))
-      items.push({ key: w.keyFor(t.compare), noiseShadow: this.#noiseEnabled ? t.name : null, learn: false, response: toWire(input.shadowResponse) })
+      items.push({ key: w.keyFor(t.compare), noiseShadow: this.#noiseEnabled ? t.name : null, learn: false, observe, response: toWire(input.shadowResponse) })
       targets.push(i)
       inputs.push(input)
     }
@@ -266,7 +270,6 @@ export class CompareStage implements JobConsumer {
       this.#pendingBytes -= job.bytes
       return
     }
-    if (this.observer?.active === true) this.observer.notObserved(inputs.filter((x) => x !== null).length + 1)
     if (!w.up()) {
       this.#done({ job, targets, inputs }, null)
       return
@@ -303,6 +306,11 @@ export class CompareStage implements JobConsumer {
       if (res === null) { this.#drop(t.name, 'worker_failed'); continue }
       try {
         this.#record(t, input, res)
+        const obs = this.observer
+        if (res.digests !== undefined && obs?.active === true) {
+          if (res.digests.primary !== undefined) obs.observeDigest(job.backend, input.primary.status, res.digests.primary, job)
+          if (res.digests.shadow !== undefined) obs.observeDigest(t.name, input.shadowResponse.status, res.digests.shadow, job)
+        }
       } catch (err) {
         this.#log.error({ err, requestId: job.requestId }, 'comparison failed')
       }

@@ -28,8 +28,6 @@ export interface DriftSnapshot {
   reference: 'first' | 'pinned'
   thresholds: DriftConfig['thresholds']
   minSamples: number
-  /** Answers not observed: compared on the comparison thread (`compare.workerMinBytes`). */
-  notObserved: number
   models: ModelDriftView[]
 }
 
@@ -66,7 +64,6 @@ export class DriftMonitor {
   readonly #driftGauge: Gauge<'model' | 'statistic'>
   readonly #violations: Counter<'model' | 'assertion'>
   readonly #checks: Counter<'model' | 'assertion'>
-  #notObserved = 0
   #digestConfig: { drift: boolean, paths: string[], redact: string[] } = { drift: false, paths: [], redact: [] }
   #spec: DigestSpec = digestSpec(false, [], [])
   /** Decoded request instances, per request: a job's answers (primary, shadows) share its input. */
@@ -224,11 +221,6 @@ export class DriftMonitor {
     return { pinned, empty }
   }
 
-  /** Answers compared on the comparison thread (bodies of `compare.workerMinBytes` and more): not observed. */
-  notObserved (answers: number): void {
-    this.#notObserved += answers
-  }
-
   /** Whether drift is configured, and the models it has seen. */
   get driftEnabled (): boolean {
     return this.#drift !== null
@@ -256,7 +248,6 @@ export class DriftMonitor {
       reference: d?.reference ?? 'first',
       thresholds: d?.thresholds ?? { psi: { warn: 0.1, alert: 0.25 }, js: { warn: 0.1, alert: 0.2 } },
       minSamples: d?.minSamples ?? 0,
-      notObserved: this.#notObserved,
       models: this.#views()
     }
   }
