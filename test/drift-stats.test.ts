@@ -145,13 +145,13 @@ test('DriftMonitor: odd answers are skipped, never thrown; a reload keeps drift 
   const mon = new DriftMonitor(config({ reference: 'pinned', minSamples: 1 }, [{ name: 'r', path: '/score', rule: { range: { min: 0 } } }]), new Registry(), { now: () => now })
   const req = { requestId: 'r1', method: 'POST', url: '/x', requestHeaders: {}, requestBody: null }
   for (const body of [null, 3, 'text with spaces', [], {}, { predictions: [null, {}, [], [null], { label: { nested: true } }, Number.NaN] }, { predictions: 'nope' }, { outputs: [{ name: 'o', data: 'x', shape: 'bad' }] }]) {
-    for (const format of ['kserve-v1', 'mlflow', 'oip-v2', 'openai-chat', 'json']) mon.observe('m', 200, format, body, req)
+    for (const format of ['kserve-v1', 'mlflow', 'oip-v2', 'openai-chat', 'json']) mon.observe('primary', 200, format, body, req)
   }
-  mon.observe('m', 500, 'kserve-v1', { predictions: ['a'] }, req) // an error answer: not observed
-  mon.observe('m', 200, 'kserve-v1', { predictions: ['a', 'b'] }, req)
+  mon.observe('primary', 500, 'kserve-v1', { predictions: ['a'] }, req) // an error answer: not observed
+  mon.observe('primary', 200, 'kserve-v1', { predictions: ['a', 'b'] }, req)
   now = 10
-  assert.deepEqual(mon.pin().pinned, ['m'])
-  mon.observe('m', 200, 'kserve-v1', { predictions: ['a', 'a'] }, req)
+  assert.deepEqual(mon.pin().pinned, ['primary'])
+  mon.observe('primary', 200, 'kserve-v1', { predictions: ['a', 'a'] }, req)
   const before = mon.driftSnapshot().models[0]!
   assert.ok(before.psi! > 0)
   assert.ok(mon.assertionViews()[0]!.violations > 0, 'missing scores violate range')

@@ -104,6 +104,9 @@ export class DriftMonitor {
   reload (config: Config): void {
     const next = config.drift !== undefined && config.drift.enabled ? config.drift : null
     if (JSON.stringify(next) !== JSON.stringify(this.#drift)) this.#models.clear()
+    // A backend or shadow the new config no longer has: its series go (names come from config only).
+    const known = new Set([...Object.keys(config.backends), ...config.shadows.map((sh) => sh.name)])
+    for (const name of [...this.#models.keys()]) if (!known.has(name)) this.#models.delete(name)
     this.#drift = next
     this.#assertions = config.assertions.map((a: AssertionConfig) => compileAssertion(a))
     this.#stable = this.#assertions.some((a) => a.needsInput)
