@@ -87,21 +87,25 @@ export function compileAssertion (a: AssertionConfig): Assertion {
   }
 }
 
-/** A short stable key of an instance's input (the same input, in any key order, gives the same key). */
+/**
+ * A stable key of an instance's input (the same input, in any key order, gives the same key):
+ * its canonical JSON when short, else a SHA-256 of it (hashing costs more than a short key's memory).
+ */
 export function inputKeyOf (input: unknown): string {
-  return createHash('sha256').update(stringify(input) ?? 'undefined').digest('base64url').slice(0, 22)
+  const text = stringify(input) ?? 'undefined'
+  return text.length <= 96 ? text : createHash('sha256').update(text).digest('base64url').slice(0, 22)
 }
 
 function checkRange (v: unknown, min: number | null, max: number | null): string | null {
   if (v === undefined) return MISSING
-  const nums = typeof v === 'number' ? [v] : Array.isArray(v) && v.every((x) => typeof x === 'number') ? v as number[] : null
+  const nums = typeof v === 'number' ? [v] : Array.isArray(v) && allNumbers(v) ? v : null
   if (nums === null) return `${short(v)} is not a number or a list of numbers`
   for (let i = 0; i < nums.length; i++) {
     const x = nums[i] as number
+    if (Number.isFinite(x) && (min === null || x >= min) && (max === null || x <= max)) continue
     const where = nums.length > 1 ? `[${i}] ` : ''
     if (!Number.isFinite(x)) return `${where}${x} is not finite`
-    if (min !== null && x < min) return `${where}${x} < min ${min}`
-    if (max !== null && x > max) return `${where}${x} > max ${max}`
+    return min !== null && x < min ? `${where}${x} < min ${min}` : `${where}${x} > max ${max as number}`
   }
   return null
 }
@@ -131,6 +135,11 @@ function collect (v: unknown, segs: readonly string[], i: number, out: number[])
     return
   }
   collect(Array.isArray(v) ? (/^(0|[1-9][0-9]*)$/.test(seg) ? v[Number(seg)] : undefined) : (v as Record<string, unknown>)[seg], segs, i + 1, out)
+}
+
+function allNumbers (v: unknown[]): v is number[] {
+  for (const x of v) if (typeof x !== 'number') return false
+  return true
 }
 
 function short (v: unknown): string {

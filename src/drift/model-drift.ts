@@ -54,7 +54,8 @@ export interface ModelDriftView {
   /** Largest over the kinds (what `penumbra_prediction_drift` exports); null when none is computed. */
   psi: number | null
   js: number | null
-  window: { n: number, fromMs: number }
+  /** Predictions in the window, and when its oldest step began (ISO 8601). */
+  window: { n: number, from: string }
   reference: { n: number, how: 'first' | 'pinned', at: string, classes: string[], edges: number[] } | null
   label: KindStats | null
   score: KindStats | null
@@ -138,10 +139,10 @@ export class ModelDrift {
     this.#expire(now)
     const live = this.#live(now)
     const windowN = live.reduce((n, s) => n + Math.max(s.labelN, s.seen), 0)
-    const fromMs = live.length === 0 ? now : live[0]!.index * this.#sliceMs
+    const from = new Date(Math.min(now, live.length === 0 ? now : live[0]!.index * this.#sliceMs)).toISOString()
     const ref = this.#reference
     if (ref === null) {
-      return { model: this.model, state: 'no_reference', psi: null, js: null, window: { n: windowN, fromMs }, reference: null, label: null, score: null }
+      return { model: this.model, state: 'no_reference', psi: null, js: null, window: { n: windowN, from }, reference: null, label: null, score: null }
     }
     const label = ref.labelN > 0 ? this.#kind(ref.labelCounts, ref.labelN, this.#labelCounts(live, ref)) : null
     const score = ref.scoreN > 0 ? this.#kind(ref.scoreCounts, ref.scoreN, this.#scoreCounts(live, ref)) : null
@@ -153,7 +154,7 @@ export class ModelDrift {
       state: computed.length === 0 ? 'insufficient' : worst(computed.map((k) => k.state as DriftState)),
       psi: max((k) => k.psi),
       js: max((k) => k.js),
-      window: { n: windowN, fromMs },
+      window: { n: windowN, from },
       reference: { n: Math.max(ref.labelN, ref.scoreN), how: ref.how, at: new Date(ref.at).toISOString(), classes: ref.classes, edges: ref.edges },
       label,
       score
