@@ -137,6 +137,7 @@ export class CompareWorker<T> {
 
   /** Sets what answers are digested with (null: none); sent to the thread only when it changed. */
   setObserve (spec: ObserveSpec | null): void {
+    if (spec === this.#observe) return // the same object: the usual case, one per config load
     const key = JSON.stringify(spec)
     if (key === this.#observeKey) return
     this.#observe = spec
