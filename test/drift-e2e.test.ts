@@ -211,3 +211,49 @@ test('answers compared on the comparison thread (compare.workerMinBytes: 0) are 
   for (const v of body.violations) assert.equal(v.value, '[REDACTED]')
   assert.ok(app.compare.pending === 0)
 })
+
+test('experiment arms without a shadow: answers sampled by drift.experimentSampleRate, drift per arm backend', { timeout: 60_000 }, async (t) => {
+  let shifted = false
+  const blue: Upstream = await startUpstream(model(() => false))
+  const green: Upstream = await startUpstream(model(() => shifted))
+  const app = await startPenumbra({
+    backends: { blue: { url: blue.url }, green: { url: green.url } },
+    primary: 'blue',
+    admin: { host: '127.0.0.1', port: 0, token: TOKEN },
+    experiments: [{
+      name: 'ab',
+      unit: 'header:x-user',
+      match: { methods: ['POST'], paths: ['/v1/models/*'] },
+      traffic: 1,
+      variants: [{ name: 'control', backend: 'blue', weight: 1 }, { name: 'treatment', backend: 'green', weight: 1 }]
+    }],
+    drift: { reference: 'pinned', minSamples: 40, experimentSampleRate: 1 },
+    assertions: [{ name: 'known_label', path: '/label', rule: { oneOf: ['a'] } }]
+  })
+  t.after(async () => { await app.stop(); await blue.close(); await green.close() })
+  const { proxy, admin } = urls(app)
+  // Units spread over both arms; every answer is observed (rate 1), no comparison involved.
+  const send = async (from: number, n: number): Promise<void> => {
+    for (let i = from; i < from + n; i++) {
+      const base = i * 4
+      const r = await request(`${proxy}/v1/models/m:predict`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-user': `u${i}` }, body: JSON.stringify({ instances: [[base], [base + 1], [base + 2], [base + 3]] }) })
+      assert.equal(r.statusCode, 200)
+      await r.body.dump()
+    }
+  }
+  const observed = async (): Promise<number> => ((await json(`${admin}/drift`)).models as Array<{ window: { n: number } }>).reduce((a, m) => a + m.window.n, 0)
+  await send(0, 60)
+  await waitFor(async () => await observed() === 240, 10_000, '240 observed instances')
+  const before = await json(`${admin}/drift`)
+  assert.deepEqual(before.models.map((m: { model: string }) => m.model).sort(), ['blue', 'green'])
+  await (await request(`${admin}/drift/reference`, { method: 'POST', headers: auth })).body.dump()
+  shifted = true
+  await send(100, 60)
+  await waitFor(async () => await observed() === 240, 10_000, '240 more observed instances')
+  const after = await json(`${admin}/drift`)
+  assert.equal(modelView(after, 'green').state, 'alert')
+  assert.equal(modelView(after, 'blue').state, 'ok')
+  const a = (await json(`${admin}/assertions`)).assertions[0]
+  assert.equal(a.checked, 480)
+  assert.ok(a.models.every((m: { violations: number }) => m.violations > 0))
+})

@@ -12,6 +12,8 @@ import type { AnswerDigest } from '../drift/digest.js'
 import type { CompareTarget, JobConsumer, JobRecord } from './job-record.js'
 import { ShadowReport, type ComparisonOutcome } from './shadow-report.js'
 import { streamStats } from './llm/stream-timing.js'
+import { decodeBody } from './body.js'
+import { resolveFormat } from './formats/index.js'
 
 /**
  * Time one drain of the queue may take before yielding to the event loop again. A client request
@@ -119,8 +121,12 @@ export class CompareStage implements JobConsumer {
   }
 
   consume (job: JobRecord): void {
+    // An experiment arm's answer captured alone (no shadow): for drift and assertions, queued
+    // like a comparison (never parsed on the path that finished the response).
+    const observeOnly = job.targets.length === 0
+    if (observeOnly && this.observer?.active !== true) return
     // Nothing to compare (every target has comparisons off): count the outcomes now, no queueing.
-    if (!needsComparison(job)) {
+    if (!observeOnly && !needsComparison(job)) {
       this.#process(job)
       return
     }
@@ -179,12 +185,13 @@ export class CompareStage implements JobConsumer {
   /** Does this job go to the comparison thread (`compare.workerMinBytes`)? */
   #onThread (job: JobRecord): boolean {
     const min = this.#workerMinBytes
-    if (min === null) return false
+    if (min === null || job.targets.length === 0) return false
     return job.bytes - (job.requestBody?.length ?? 0) >= min
   }
 
   /** Compares a job here, on the event loop. */
   #process (job: JobRecord): void {
+    if (job.targets.length === 0) { this.#observeAlone(job); return }
     this.#recordStreams(job)
     const obs = this.observer?.active === true ? this.observer : null
     let primarySeen = false
@@ -211,6 +218,26 @@ export class CompareStage implements JobConsumer {
       this.#log.error({ err, requestId: job.requestId }, 'drift/assertions failed on an answer')
     }
     return primarySeen || res.primaryBody !== undefined
+  }
+
+  /**
+   * An answer captured for drift and assertions only (an experiment arm, no shadow): decoded
+   * here, on the comparison slices, when smaller than `compare.workerMinBytes` (larger ones and
+   * event streams are skipped: they would hold the event loop, and no thread job carries them).
+   */
+  #observeAlone (job: JobRecord): void {
+    const obs = this.observer
+    const p = job.primary.response
+    if (obs?.active !== true || p === null || p.truncated || p.arrivals !== undefined) return
+    const cfg = this.#noiseComparatorConfig
+    if (this.#workerMinBytes !== null && p.body.length >= this.#workerMinBytes) return
+    const decoded = decodeBody(p, cfg.maxBodyBytes)
+    if (!decoded.ok) return
+    try {
+      obs.observe(job.backend, p.status, resolveFormat(cfg.format, job.url, decoded.value, undefined).name, decoded.value, job)
+    } catch (err) {
+      this.#log.error({ err, requestId: job.requestId }, 'drift/assertions failed on an answer')
+    }
   }
 
   /**

@@ -27,6 +27,11 @@ export const driftSection = z.strictObject({
   minSamples: z.number().int().min(1, 'must be >= 1').default(100),
   /** Top scores kept to place the reference's quantile edges (a uniform reservoir beyond). */
   referenceSamples: z.number().int().min(100, 'must be >= 100').max(1_000_000, 'must be <= 1000000').default(10_000),
+  /**
+   * Share of the requests an experiment assigned to an arm, and no shadow mirrors, whose answer is
+   * captured for drift and assertions (the arm answers the client; the copy is bounded).
+   */
+  experimentSampleRate: z.number().min(0, 'must be within 0..1').max(1, 'must be within 0..1').default(0.1),
   /** Share an empty bin counts as in PSI (ln 0 is undefined). */
   epsilon: z.number().gt(0, 'must be > 0').max(0.01, 'must be <= 0.01').default(1e-4),
   thresholds: z.strictObject({
