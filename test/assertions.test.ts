@@ -81,6 +81,7 @@ test('bad assertions are config errors naming the key (a schema that does not co
   assert.match(problems([{ name: 'a', rule: { stable: true } }, { name: 'a', rule: { stable: true } }]).join('\n'), /assertions\[1\]\.name: duplicate assertion name "a"/)
   assert.match(problems([{ name: 'has space', rule: { stable: true } }]).join('\n'), /assertions\[0\]\.name: must be 1-64 characters/)
   assert.match(problems([{ name: 'a', path: 'label', rule: { stable: true } }]).join('\n'), /assertions\[0\]\.path: must be a JSON Pointer/)
+  assert.match(problems([{ name: 'a', models: ['primary', 'candd'], rule: { stable: true } }]).join('\n'), /assertions\[0\]\.models\[1\]: names no backend or shadow \("candd"; defined: primary\)/)
 })
 
 test('an invalid schema exits 2 before listening, naming the key', { timeout: 20_000 }, async (t) => {

@@ -89,11 +89,16 @@ export type AssertionConfig = z.output<typeof assertion>
  * would see a share of the traffic with its own window and reference bins, and per-worker PSI
  * cannot be merged into the one number of `penumbra_prediction_drift`.
  */
-export function checkDriftSections (cfg: { drift?: DriftConfig | undefined, assertions: AssertionConfig[], workers: number }, ctx: z.RefinementCtx): void {
+export function checkDriftSections (cfg: { drift?: DriftConfig | undefined, assertions: AssertionConfig[], workers: number, backends: Record<string, unknown>, primary: unknown, shadows: Array<{ name: string }> }, ctx: z.RefinementCtx): void {
   const problem = driftWorkersProblem(cfg)
   if (problem !== null) ctx.addIssue({ code: 'custom', path: ['drift'], message: problem })
+  // Models are backends (the legacy object `primary` is the backend "primary") and shadows.
+  const models = new Set([...Object.keys(cfg.backends), ...(typeof cfg.primary === 'object' ? ['primary'] : []), ...cfg.shadows.map((sh) => sh.name)])
   const names = new Set<string>()
   cfg.assertions.forEach((a, i) => {
+    a.models?.forEach((m, j) => {
+      if (!models.has(m)) ctx.addIssue({ code: 'custom', path: ['assertions', i, 'models', j], message: `names no backend or shadow ("${m}"; defined: ${[...models].join(', ')})` })
+    })
     if (names.has(a.name)) ctx.addIssue({ code: 'custom', path: ['assertions', i, 'name'], message: `duplicate assertion name "${a.name}"` })
     names.add(a.name)
     if (a.rule.schema !== undefined) {
