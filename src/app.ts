@@ -25,6 +25,7 @@ import type { QualityData } from './feedback/quality.js'
 import { ChaosRegistry } from './chaos/chaos-registry.js'
 import { faultInterceptor } from './chaos/fault-interceptor.js'
 import type { ChaosExperimentSpec } from './config/chaos-schema.js'
+import { DriftMonitor } from './drift/drift-monitor.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -80,6 +81,8 @@ export class Penumbra implements ProcessOps {
   readonly feedback: Feedback
   /** Chaos experiments (null unless `chaos.enabled`: then no interceptor is composed at all). */
   readonly chaos: ChaosRegistry | null
+  /** Output drift and model assertions (src/drift/), fed by the comparison stage. */
+  readonly drift: DriftMonitor
   readonly #probe = new OriginProbe()
   #stopped: Promise<void> | null = null
 
@@ -93,6 +96,8 @@ export class Penumbra implements ProcessOps {
     this.chaos = config.chaos.enabled
       ? new ChaosRegistry(config.chaos, this.metrics, this.log, { backends: () => this.backends.names, shadows: () => this.config.shadows.map((s) => s.name) })
       : null
+    this.drift = new DriftMonitor(config, this.metrics.registry)
+    this.compare.observer = this.drift
     this.backends = new BackendSet(config, this.chaos)
     const restored = opts.primary != null && this.backends.has(opts.primary.backend) ? opts.primary : null
     this.selection = new PrimarySelection(config.primary, restored)
@@ -147,6 +152,7 @@ export class Penumbra implements ProcessOps {
     else this.chaos?.configure(next.chaos)
     this.compare.reload(next)
     notes.push(...this.feedback.reload(next))
+    this.drift.reload(next)
     this.backends.load(next)
     const before = this.selection.status.backend
     const note = this.selection.reload(next.primary, (n) => this.backends.has(n))
@@ -218,7 +224,10 @@ export class Penumbra implements ProcessOps {
       chaosList: async () => op.chaosList(this),
       chaosStart: async (spec, who) => op.chaosStart(this, { spec, who }),
       chaosStop: async (name, who) => op.chaosStop(this, { name, who }),
-      chaosStopAll: async (who) => op.chaosStopAll(this, { who })
+      chaosStopAll: async (who) => op.chaosStopAll(this, { who }),
+      drift: async () => op.drift(this),
+      assertions: async (q) => op.assertions(this, q),
+      pinDriftReference: async (model) => op.driftReference(this, { model })
     }
   }
 
@@ -366,7 +375,33 @@ export class Penumbra implements ProcessOps {
 
   /** `GET /quality` of this process. */
   qualityJson (): unknown {
-    return qualityBody([this.feedbackData()], this.feedback.settings)
+    // Drift and assertions (src/drift/) belong to the same picture of a model's quality.
+    const d = this.drift
+    return qualityBody([this.feedbackData()], this.feedback.settings, {
+      drift: d.driftEnabled ? d.driftSnapshot() : null,
+      assertions: d.assertionsConfigured ? d.driftQuality().assertions : null
+    })
+  }
+
+  /** `GET /drift`; 404 when drift is not configured (the status page then hides its panel). */
+  driftSnapshot (): unknown {
+    if (!this.drift.driftEnabled) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'drift is not configured (add a `drift:` section; with --workers it is not available)')
+    return this.drift.driftSnapshot()
+  }
+
+  /** `GET /assertions`; 404 when no assertion is configured. */
+  assertionsSnapshot (q: { model?: string, assertion?: string, limit?: number }): unknown {
+    if (!this.drift.assertionsConfigured) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'no assertions are configured (add an `assertions:` list)')
+    return this.drift.assertionsSnapshot(q)
+  }
+
+  /** `POST /drift/reference`: 409 when drift is off or nothing could be pinned, 404 for an unknown model. */
+  pinDriftReference (model?: string): unknown {
+    if (!this.drift.driftEnabled) throw new PenumbraError('PENUMBRA_CONFLICT', 'drift is not configured (add a `drift:` section)')
+    if (model !== undefined && !this.drift.has(model)) throw new PenumbraError('PENUMBRA_NOT_FOUND', `no predictions seen from a model named "${model}"`)
+    const r = this.drift.pin(model)
+    if (r.pinned.length === 0) throw new PenumbraError('PENUMBRA_CONFLICT', 'nothing pinned: no model has predictions in its current window')
+    return { ...r, drift: this.drift.driftSnapshot() }
   }
 
   /** `GET /report` of this process. */

@@ -12,6 +12,7 @@ import { ClusterBackend, serveWorkerAdmin } from './server/cluster.js'
 import { listenOn } from './server/proxy-server.js'
 import { OriginProbe, probeUpstreams } from './upstream/probe.js'
 import { configWarnings } from './config/schema.js'
+import { driftWorkersProblem } from './config/drift-schema.js'
 import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
 import { startDemoLlm } from './demo/llm-model-server.js'
@@ -108,6 +109,8 @@ async function main (): Promise<void> {
     const n = Number(args.workers)
     if (!Number.isInteger(n) || n < 1 || n > 64) fail('--workers: must be a whole number 1..64')
     config = { ...config, workers: n }
+    const drift = driftWorkersProblem(config)
+    if (drift !== null) fail(`${file}: invalid config (PENUMBRA_INVALID_CONFIG)\n  drift: ${drift}`)
   }
   const warnings = configWarnings(config)
   if (args.check === true) {

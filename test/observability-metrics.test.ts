@@ -63,7 +63,11 @@ const CONTRACT: Record<string, string> = {
   penumbra_feedback_predictions_total: 'counter',
   penumbra_feedback_store_errors_total: 'counter',
   penumbra_faults_injected_total: 'counter',
-  penumbra_chaos_active: 'gauge'
+  penumbra_chaos_active: 'gauge',
+  // Issue #19, drift and assertions (docs/drift.md).
+  penumbra_prediction_drift: 'gauge',
+  penumbra_assertion_violations_total: 'counter',
+  penumbra_assertion_checks_total: 'counter'
 }
 
 /** Series Prometheus itself adds to every target. */

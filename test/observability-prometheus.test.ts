@@ -133,8 +133,9 @@ describe('real Prometheus with the shipped rules', { skip: PROMETHEUS.skip, time
       assert.equal(r.status, 'success', `${where}: ${q}: ${r.error ?? ''}`)
       if (r.data.result.length === 0) empty.push(where)
     }
-    // With traffic, mismatches and no errors, only error/drop/reload/noise panels may be empty.
-    for (const w of empty) assert.match(w, /error|drop|reload|Noise|annotation/i, `${w} returned no data`)
+    // With traffic, mismatches and no errors, only error/drop/reload/noise panels may be empty,
+    // and the drift and assertion panels (this stack configures neither: docs/drift.md).
+    for (const w of empty) assert.match(w, /error|drop|reload|Noise|annotation|drift|assertion/i, `${w} returned no data`)
     for (const q of ['upstream:penumbra_upstream_duration_seconds:p99_rate5m{upstream="primary"}', 'upstream:penumbra_upstream_duration_seconds:p99_rate5m{upstream="v2"}',
       'topk(10, sum by (shadow, path) (rate(penumbra_field_mismatches_total[1m])))', 'job:penumbra_requests:rate5m']) {
       assert.ok((await query(q)).data.result.length > 0, `${q} has data`)

@@ -41,6 +41,12 @@ export interface AdminBackend {
   chaosStart? (spec: ChaosExperimentSpec, who: string): Promise<unknown>
   chaosStop? (name: string, who: string): Promise<unknown>
   chaosStopAll? (who: string): Promise<unknown>
+  /** `GET /drift` (docs/drift.md); absent: 404. */
+  drift? (): Promise<unknown>
+  /** `GET /assertions`: assertion counts and the newest violations. */
+  assertions? (q: { model?: string, assertion?: string, limit?: number }): Promise<unknown>
+  /** `POST /drift/reference`: pins the current window as the reference (one model or all). */
+  pinDriftReference? (model?: string): Promise<unknown>
 }
 
 const primarySwitchBody = z.strictObject({
@@ -162,6 +168,16 @@ export class AdminServer {
           if (url.searchParams.get('history') !== '1') return json(res, 200, list)
           return json(res, 200, list.map((e) => ({ ...e, history: this.#history.of(e.name) })))
         }
+        case '/drift':
+          if (b.drift !== undefined) return json(res, 200, await b.drift())
+          break
+        case '/assertions': {
+          if (b.assertions === undefined) break
+          const limit = url.searchParams.get('limit')
+          const n = limit === null ? undefined : Number(limit)
+          if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'limit: must be a positive integer')
+          return json(res, 200, await b.assertions({ model: url.searchParams.get('model') ?? undefined, assertion: url.searchParams.get('assertion') ?? undefined, limit: n }))
+        }
         case '/':
           if (b.statusPage !== undefined) return send(res, 200, b.statusPage(), 'text/html; charset=utf-8')
           break
@@ -195,6 +211,12 @@ export class AdminServer {
     if (method === 'POST' && path === '/primary/rollback') {
       this.#authorize(req)
       return json(res, 200, await b.rollbackPrimary(clientAddress(req)))
+    }
+    if (method === 'POST' && path === '/drift/reference' && b.pinDriftReference !== undefined) {
+      this.#authorize(req)
+      const text = await readBody(req)
+      const body = text.trim() === '' ? {} : parseBody(driftReferenceBody, text)
+      return json(res, 200, await b.pinDriftReference(body.model))
     }
     if (method === 'POST' && path === '/events') {
       this.#authorize(req)
@@ -326,6 +348,10 @@ const experimentPatchBody = z.strictObject({
   traffic: z.number('must be a number within (0, 1]').gt(0, 'must be a number within (0, 1]').max(1, 'must be a number within (0, 1]').optional(),
   enabled: z.boolean('must be true or false').optional()
 }).refine((p) => p.traffic !== undefined || p.enabled !== undefined, 'give traffic and/or enabled')
+
+const driftReferenceBody = z.strictObject({
+  model: z.string('must be a model name').min(1, 'must be a model name').optional()
+})
 
 /** A body parsed by a zod schema; 400 PENUMBRA_INVALID_REQUEST naming each bad key. */
 function parseBody<T> (schema: z.ZodType<T>, text: string, unknownHint = ''): T {

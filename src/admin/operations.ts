@@ -48,6 +48,12 @@ export interface ProcessOps {
   chaosStart: (spec: ChaosExperimentSpec, who: string) => unknown
   chaosStop: (name: string, who: string) => unknown
   chaosStopAll: (who: string) => unknown
+  /** `GET /drift` of this process. */
+  driftSnapshot: () => unknown
+  /** `GET /assertions` of this process. */
+  assertionsSnapshot: (q: { model?: string, assertion?: string, limit?: number }) => unknown
+  /** `POST /drift/reference`. */
+  pinDriftReference: (model?: string) => unknown
 }
 
 /**
@@ -72,7 +78,10 @@ export const OPERATIONS = {
   chaosList: (p: ProcessOps) => p.chaosList(),
   chaosStart: (p: ProcessOps, a: { spec: ChaosExperimentSpec, who: string }) => p.chaosStart(a.spec, a.who),
   chaosStop: (p: ProcessOps, a: { name: string, who: string }) => p.chaosStop(a.name, a.who),
-  chaosStopAll: (p: ProcessOps, a: { who: string }) => p.chaosStopAll(a.who)
+  chaosStopAll: (p: ProcessOps, a: { who: string }) => p.chaosStopAll(a.who),
+  drift: (p: ProcessOps) => p.driftSnapshot(),
+  assertions: (p: ProcessOps, q: { model?: string, assertion?: string, limit?: number }) => p.assertionsSnapshot(q),
+  driftReference: (p: ProcessOps, a: { model?: string }) => p.pinDriftReference(a.model)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

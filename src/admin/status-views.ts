@@ -11,6 +11,7 @@ import { EXPERIMENTS_VIEW } from './status-view-experiments.js'
 import { llmStatusView } from './status-view-llm.js'
 import { qualityView } from './status-view-quality.js'
 import { chaosView } from './status-view-chaos.js'
+import { DRIFT_VIEW } from './status-view-drift.js'
 
 /** One view: its CSS (appended to the page's) and its script. */
 export interface StatusView {
@@ -22,6 +23,7 @@ export interface StatusView {
 export const STATUS_VIEWS: readonly StatusView[] = [
   llmStatusView,
   qualityView,
+  DRIFT_VIEW,
   EXPERIMENTS_VIEW,
   chaosView
 ]

@@ -7,10 +7,13 @@ import { PathLimiter } from './path-limiter.js'
 import { MismatchStore } from './mismatch-store.js'
 import { normalisePath } from './json-pointer.js'
 import type { CapturedResponse, CompareJob, CompareResult } from './types.js'
-import { CompareWorker, toWire, type ThreadItem } from './compare-worker.js'
+import { CompareWorker, toWire, type ObserveSpec, type ThreadItem } from './compare-worker.js'
+import type { AnswerDigest } from '../drift/digest.js'
 import type { CompareTarget, JobConsumer, JobRecord } from './job-record.js'
 import { ShadowReport, type ComparisonOutcome } from './shadow-report.js'
 import { answerUsage, streamStats, type StreamStats } from './llm/stream-timing.js'
+import { decodeBody } from './body.js'
+import { resolveFormat } from './formats/index.js'
 
 /**
  * Time one drain of the queue may take before yielding to the event loop again. A client request
@@ -21,6 +24,19 @@ const SLICE_MS = 1
 
 /** Largest captured stream replayed for its timing (the capture itself is bounded already). */
 const STREAM_STATS_MAX_BYTES = 16 * 1024 * 1024
+
+/**
+ * Receives every parsed answer of a compared job (drift and assertions, src/drift/): the serving
+ * backend's once per job, each shadow's. Called on the comparison stage's slices, never on the
+ * client's path: an answer compared here is handed over parsed; one compared on the thread
+ * (large bodies) comes back digested there (`digestConfig` is what the thread digests with).
+ */
+export interface AnswerObserver {
+  readonly active: boolean
+  readonly digestConfig: ObserveSpec
+  observe (model: string, status: number, format: string, body: unknown, req: JobRecord): void
+  observeDigest (model: string, status: number, digest: AnswerDigest, req: JobRecord): void
+}
 
 /** What a job waiting at the comparison thread needs when its results come back. */
 interface Submitted {
@@ -62,6 +78,8 @@ export class CompareStage implements JobConsumer {
   #scheduled = false
   #workerMinBytes!: number | null
   #worker: CompareWorker<Submitted> | null = null
+  /** Drift and assertions (set by the composition root), or null. */
+  observer: AnswerObserver | null = null
 
   constructor (config: Config, metrics: Metrics, log: Logger) {
     this.#metrics = metrics
@@ -103,8 +121,12 @@ export class CompareStage implements JobConsumer {
   }
 
   consume (job: JobRecord): void {
+    // An experiment arm's answer captured alone (no shadow): for drift and assertions, queued
+    // like a comparison (never parsed on the path that finished the response).
+    const observeOnly = job.targets.length === 0
+    if (observeOnly && this.observer?.active !== true) return
     // Nothing to compare (every target has comparisons off): count the outcomes now, no queueing.
-    if (!needsComparison(job)) {
+    if (!observeOnly && !needsComparison(job)) {
       this.#process(job)
       return
     }
@@ -166,13 +188,16 @@ export class CompareStage implements JobConsumer {
   /** Does this job go to the comparison thread (`compare.workerMinBytes`)? */
   #onThread (job: JobRecord): boolean {
     const min = this.#workerMinBytes
-    if (min === null) return false
+    if (min === null || job.targets.length === 0) return false
     return job.bytes - (job.requestBody?.length ?? 0) >= min
   }
 
   /** Compares a job here, on the event loop. */
   #process (job: JobRecord): void {
+    if (job.targets.length === 0) { this.#observeAlone(job); return }
     this.#recordStreams(job)
+    const obs = this.observer?.active === true ? this.observer : null
+    let primarySeen = false
     for (const t of job.targets) {
       if (t.kind === 'noise') {
         if (learns(job, t)) this.#learnNoise(job, t.result!.response!)
@@ -182,8 +207,40 @@ export class CompareStage implements JobConsumer {
       if (input === null) continue
       const res = this.#comparator(t).compare(input, this.#noiseEnabled ? (p) => this.noise.isNoisy(p, t.name) : undefined)
       this.#record(t, input, res)
+      if (obs !== null) primarySeen = this.#observe(obs, job, t, input, res, primarySeen)
     }
     releasePrimaryCache()
+  }
+
+  /** Hands the parsed answers of one comparison to the observer; returns whether the primary's was. */
+  #observe (obs: AnswerObserver, job: JobRecord, t: CompareTarget, input: CompareJob, res: CompareResult, primarySeen: boolean): boolean {
+    try {
+      if (!primarySeen && res.primaryBody !== undefined) obs.observe(job.backend, input.primary.status, res.format, res.primaryBody, job)
+      if (res.shadowBody !== undefined) obs.observe(t.name, input.shadowResponse.status, res.format, res.shadowBody, job)
+    } catch (err) {
+      this.#log.error({ err, requestId: job.requestId }, 'drift/assertions failed on an answer')
+    }
+    return primarySeen || res.primaryBody !== undefined
+  }
+
+  /**
+   * An answer captured for drift and assertions only (an experiment arm, no shadow): decoded
+   * here, on the comparison slices, when smaller than `compare.workerMinBytes` (larger ones and
+   * event streams are skipped: they would hold the event loop, and no thread job carries them).
+   */
+  #observeAlone (job: JobRecord): void {
+    const obs = this.observer
+    const p = job.primary.response
+    if (obs?.active !== true || p === null || p.truncated || p.arrivals !== undefined) return
+    const cfg = this.#noiseComparatorConfig
+    if (this.#workerMinBytes !== null && p.body.length >= this.#workerMinBytes) return
+    const decoded = decodeBody(p, cfg.maxBodyBytes)
+    if (!decoded.ok) return
+    try {
+      obs.observe(job.backend, p.status, resolveFormat(cfg.format, job.url, decoded.value, undefined).name, decoded.value, job)
+    } catch (err) {
+      this.#log.error({ err, requestId: job.requestId }, 'drift/assertions failed on an answer')
+    }
   }
 
   /**
@@ -220,6 +277,8 @@ export class CompareStage implements JobConsumer {
     const items: ThreadItem[] = []
     const targets: number[] = []
     const inputs: Array<CompareJob | null> = []
+    const observe = this.observer?.active === true
+    w.setObserve(observe ? this.observer!.digestConfig : null)
     for (let i = 0; i < job.targets.length; i++) {
       const t = job.targets[i]!
       if (t.kind === 'noise') {
@@ -233,7 +292,7 @@ export class CompareStage implements JobConsumer {
       if (input === null) continue
       // The thread's copy of the noisy paths, recomputed per job (a handful of tracked paths).
       if (this.#noiseEnabled) w.setNoisy(t.name, this.noise.noisyPaths(t.name))
-      items.push({ key: w.keyFor(t.compare), noiseShadow: this.#noiseEnabled ? t.name : null, learn: false, response: toWire(input.shadowResponse) })
+      items.push({ key: w.keyFor(t.compare), noiseShadow: this.#noiseEnabled ? t.name : null, learn: false, observe, response: toWire(input.shadowResponse) })
       targets.push(i)
       inputs.push(input)
     }
@@ -277,6 +336,11 @@ export class CompareStage implements JobConsumer {
       if (res === null) { this.#drop(t.name, 'worker_failed'); continue }
       try {
         this.#record(t, input, res)
+        const obs = this.observer
+        if (res.digests !== undefined && obs?.active === true) {
+          if (res.digests.primary !== undefined) obs.observeDigest(job.backend, input.primary.status, res.digests.primary, job)
+          if (res.digests.shadow !== undefined) obs.observeDigest(t.name, input.shadowResponse.status, res.digests.shadow, job)
+        }
       } catch (err) {
         this.#log.error({ err, requestId: job.requestId }, 'comparison failed')
       }

@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads'
 import { Comparator, releasePrimaryCache } from './comparator.js'
 import type { CapturedResponse, CompareResult } from './types.js'
 import type { FromThread, ThreadJob, ThreadReply, ToThread, WireResponse } from './compare-worker.js'
+import { digestAnswer, digestSpec, type DigestSpec } from '../drift/digest.js'
 
 const port = parentPort
 if (port === null) throw new Error('compare-thread.js must run as a worker thread')
@@ -32,6 +33,8 @@ lowerPriority()
 
 const comparators = new Map<number, Comparator>()
 const noisy = new Map<string, ReadonlySet<string>>()
+/** Drift and assertions: what answers are digested with (null: not configured). */
+let observe: DigestSpec | null = null
 
 port.on('message', (msg: ToThread) => {
   switch (msg.type) {
@@ -44,6 +47,9 @@ port.on('message', (msg: ToThread) => {
     case 'reset':
       comparators.clear()
       return
+    case 'observe':
+      observe = msg.spec === null ? null : digestSpec(msg.spec.drift, msg.spec.paths, msg.spec.redact)
+      return
     case 'jobs': {
       const replies: FromThread = []
       for (const job of msg.jobs) replies.push(run(job))
@@ -55,6 +61,7 @@ port.on('message', (msg: ToThread) => {
 function run (job: ThreadJob): ThreadReply {
   const primary = captured(job.primary)
   const results: Array<CompareResult | null> = []
+  let primaryDigested = false
   for (const item of job.items) {
     const comparator = comparators.get(item.key)
     if (comparator === undefined) { results.push(null); continue }
@@ -69,6 +76,13 @@ function run (job: ThreadJob): ThreadReply {
       primary,
       shadowResponse: captured(item.response)
     }, item.noiseShadow === null ? undefined : set === undefined ? never : (p) => set.has(p))
+    // Drift and assertions get digests, not bodies (the primary's once per job).
+    if (observe !== null && item.observe === true && !item.learn) {
+      const digests: NonNullable<CompareResult['digests']> = {}
+      if (!primaryDigested && res.primaryBody !== undefined) { digests.primary = digestAnswer(res.format, res.primaryBody, observe); primaryDigested = true }
+      if (res.shadowBody !== undefined) digests.shadow = digestAnswer(res.format, res.shadowBody, observe)
+      res.digests = digests
+    }
     // Parsed bodies only travel back when the mismatch store will keep them.
     if (res.outcome !== 'mismatch' || item.learn) {
       delete res.primaryBody

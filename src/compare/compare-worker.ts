@@ -20,6 +20,8 @@ export interface ThreadItem {
   noiseShadow: string | null
   /** A primary-vs-primary noise replay: its differences are learnt, never stored. */
   learn: boolean
+  /** Digest both answers for drift and assertions (the primary's once per job). */
+  observe?: boolean
   response: WireResponse
 }
 
@@ -38,6 +40,7 @@ export type ToThread =
   | { type: 'config', key: number, compare: CompareConfig }
   | { type: 'noisy', shadow: string, paths: string[] }
   | { type: 'reset' }
+  | { type: 'observe', spec: ObserveSpec | null }
   | { type: 'jobs', jobs: ThreadJob[] }
 
 /** The thread's answer to one job: one result per item (null: unknown comparator key). */
@@ -45,6 +48,9 @@ export interface ThreadReply {
   id: number
   results: Array<CompareResult | null>
 }
+
+/** What the thread digests answers with (drift/digest.ts `digestSpec` arguments). */
+export interface ObserveSpec { drift: boolean, paths: string[], redact: string[] }
 
 /** The thread answers a batch of jobs with one message. */
 export type FromThread = ThreadReply[]
@@ -79,6 +85,8 @@ export class CompareWorker<T> {
   readonly #keys = new WeakMap<CompareConfig, number>()
   readonly #configs = new Map<number, CompareConfig>()
   readonly #noisy = new Map<string, string[]>()
+  #observe: ObserveSpec | null = null
+  #observeKey = 'null'
   readonly #pending = new Map<number, T>()
   #worker: Worker | null = null
   #sent = new Set<number>()
@@ -125,6 +133,16 @@ export class CompareWorker<T> {
     if (last !== undefined && sameStrings(last, paths)) return
     this.#noisy.set(shadow, paths)
     this.#worker?.postMessage({ type: 'noisy', shadow, paths } satisfies ToThread)
+  }
+
+  /** Sets what answers are digested with (null: none); sent to the thread only when it changed. */
+  setObserve (spec: ObserveSpec | null): void {
+    if (spec === this.#observe) return // the same object: the usual case, one per config load
+    const key = JSON.stringify(spec)
+    if (key === this.#observeKey) return
+    this.#observe = spec
+    this.#observeKey = key
+    this.#worker?.postMessage({ type: 'observe', spec } satisfies ToThread)
   }
 
   /**
@@ -211,6 +229,7 @@ export class CompareWorker<T> {
     this.#worker = w
     this.#sent = new Set()
     for (const [shadow, paths] of this.#noisy) w.postMessage({ type: 'noisy', shadow, paths } satisfies ToThread)
+    if (this.#observe !== null) w.postMessage({ type: 'observe', spec: this.#observe } satisfies ToThread)
     return w
   }
 

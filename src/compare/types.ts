@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { LlmComparison } from './llm/agreement.js'
 import type { LlmApi } from './llm/answer.js'
 import type { JsonObject } from './formats/format.js'
+import type { AnswerDigest } from '../drift/digest.js'
 
 /** A response as captured for comparison: status, headers and a bounded copy of the body. */
 export interface CapturedResponse {
@@ -98,6 +99,12 @@ export interface CompareResult {
    * (the client's abort included) is not compared.
    */
   streamTruncated?: 'primary' | 'shadow'
+  /**
+   * Set by the comparison thread when drift or assertions are configured: the digests of the
+   * primary's answer (on the job's first item only) and of the shadow's, instead of the bodies.
+   * (Added by drift/.)
+   */
+  digests?: { primary?: AnswerDigest, shadow?: AnswerDigest }
   /** For an internal error: the error message (unbounded text: log it, never use it as a label). (Added by compare/.) */
   detail?: string
 }

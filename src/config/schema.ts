@@ -4,6 +4,7 @@ import { compilePathGlob } from '../shadow/sampler.js'
 import { llmSchema, shadowLlmSchema } from './llm-schema.js'
 import { feedbackSchema } from './feedback-schema.js'
 import { chaosSchema, checkChaos } from './chaos-schema.js'
+import { assertionsSection, checkDriftSections, driftSection } from './drift-schema.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -310,8 +311,11 @@ export const configSchema = z.strictObject({
   llm: llmSchema.prefault({}),
   workers: z.number().int().min(1, 'must be >= 1').max(64, 'must be <= 64').default(1),
   /** Chaos experiments (issue #20, src/config/chaos-schema.ts). */
-  chaos: chaosSchema.prefault({})
+  chaos: chaosSchema.prefault({}),
+  drift: driftSection.optional(),
+  assertions: assertionsSection
 }).superRefine((cfg, ctx) => {
+  checkDriftSections(cfg, ctx)
   const legacy = typeof cfg.primary === 'object'
   if (legacy && 'primary' in cfg.backends) {
     ctx.addIssue({ code: 'custom', path: ['backends', 'primary'], message: 'is also defined by the object form of `primary`: name the backend in `primary` instead (primary: primary)' })

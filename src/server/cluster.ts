@@ -9,6 +9,7 @@ import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../run
 import { OriginProbe } from '../upstream/probe.js'
 import { withAnalysis } from '../experiments/analysis.js'
 import { primarySwitchesCounter } from '../metrics/metrics.js'
+import { mergeAssertions } from '../drift/drift-monitor.js'
 import type { Counter } from 'prom-client'
 import { mergeIngest, type IngestResponse } from '../feedback/feedback-input.js'
 import { feedbackTotalCounter } from '../feedback/feedback-metrics.js'
@@ -299,7 +300,9 @@ export class ClusterBackend implements AdminBackend {
   async quality (): Promise<unknown> {
     const parts = await this.#values('feedbackData') as QualityData[]
     const f = this.#config.feedback
-    return qualityBody(parts, { confidence: f.confidence, minCoverage: f.minCoverage }, { workers: parts.length })
+    // Drift is refused with --workers; assertions are summed over the workers.
+    const assertions = this.#config.assertions.length === 0 ? null : (await this.assertions({}) as ReturnType<typeof mergeAssertions>).assertions
+    return qualityBody(parts, { confidence: f.confidence, minCoverage: f.minCoverage }, { workers: parts.length, drift: null, assertions })
   }
 
   // -- chaos (issue #20): every worker runs the same experiments, started and stopped in all of them.
@@ -356,5 +359,19 @@ export class ClusterBackend implements AdminBackend {
   async report (): Promise<unknown> {
     const parts = await this.#values('report') as ProcessReport[]
     return mergeReports(parts, { workers: parts.length })
+  }
+
+  /** `GET /drift`: drift is refused with --workers (drift-schema.ts), so this says it is off. */
+  async drift (): Promise<unknown> {
+    return (await this.#values('drift'))[0] ?? null
+  }
+
+  /** `GET /assertions`: counts summed over the workers, violations merged newest first. */
+  async assertions (q: { model?: string, assertion?: string, limit?: number }): Promise<unknown> {
+    return mergeAssertions(await this.#values('assertions', q) as Parameters<typeof mergeAssertions>[0], q.limit)
+  }
+
+  async pinDriftReference (): Promise<unknown> {
+    throw new PenumbraError('PENUMBRA_CONFLICT', 'drift is not available with --workers (each worker would have its own reference)')
   }
 }

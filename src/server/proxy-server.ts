@@ -54,6 +54,8 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
   readonly #router = new Router()
   #headerOpts: HeaderOpts
   #accessLog: boolean
+  /** drift.experimentSampleRate (0: experiment arms are not observed). */
+  #armSampleRate: number
   /** listen.maxBodyBytes (listen keys need a restart, so not reloaded). */
   readonly #maxBodyBytes: number | null
   readonly #metrics: Metrics
@@ -78,6 +80,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     this.#headerOpts = headerOptions(config)
     this.#accessLog = config.log.access
     this.#maxBodyBytes = config.listen.maxBodyBytes
+    this.#armSampleRate = armSampleRate(config)
     // WebSocket/Upgrade passthrough (the HTTP path is undici's): server.close() waits for its
     // sockets and closeAllConnections() does not see them, so the tunnels track their own.
     this.#tunnels = new UpgradeTunnels(config.proxy.maxUpgrades, this)
@@ -103,6 +106,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
   /** Applies the reloadable parts of a new config (SIGHUP): headers, access log. Backends are the BackendSet's. */
   reload (config: Config): void {
     this.#headerOpts = headerOptions(config)
+    this.#armSampleRate = armSampleRate(config)
     this.#accessLog = config.log.access
     this.#tunnels.max = config.proxy.maxUpgrades
   }
@@ -156,8 +160,10 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     const small = hasBody && req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length']) <= BUFFER_BODY_LIMIT
     const method = req.method ?? 'GET'
     let body: NodeJS.ReadableStream | null = hasBody && !small ? req : null
-    if (snapshot.shadows.length > 0 && method !== 'HEAD') {
-      const planned = this.#shadows.plan(req, snapshot, requestId, h.headers, hasBody, small, backend)
+    // An experiment arm's answer, sampled for drift and assertions (drift.experimentSampleRate).
+    const observeArm = route.exposure !== null && this.#armSampleRate > 0 && Math.random() < this.#armSampleRate
+    if ((snapshot.shadows.length > 0 || observeArm) && method !== 'HEAD') {
+      const planned = this.#shadows.plan(req, snapshot, requestId, h.headers, hasBody, small, backend, observeArm)
       if (planned !== null) {
         h.tap = planned.job
         if (planned.body !== null) body = planned.body
@@ -358,6 +364,11 @@ function pathOnly (url: string | undefined): string {
   if (url === undefined) return '/'
   const q = url.indexOf('?')
   return q === -1 ? url : url.slice(0, q)
+}
+
+/** The share of experiment-arm answers captured for drift and assertions (0 without drift). */
+function armSampleRate (config: Config): number {
+  return config.drift !== undefined && config.drift.enabled && config.experiments.length > 0 ? config.drift.experimentSampleRate : 0
 }
 
 function headerOptions (config: Config): HeaderOpts {

@@ -99,7 +99,8 @@ export class ShadowSet implements MirrorJobSink {
       : null
     this.#noiseRate = noise.sampleRate
     this.#hash = new StickyHash(config.sampling.salt)
-    let limit = 0
+    // An experiment arm's answer captured for drift alone is read up to compare.maxBodyBytes too.
+    let limit = config.drift !== undefined && config.drift.enabled && config.experiments.length > 0 ? config.compare.maxBodyBytes : 0
     for (const rt of next) limit = Math.max(limit, rt.compare.maxBodyBytes)
     this.#captureLimit = limit
     this.runtimes = next
@@ -122,11 +123,12 @@ export class ShadowSet implements MirrorJobSink {
   /**
    * Decides, from the request head, which shadows get a copy; returns the join record and the
    * body to forward to the primary (the client's stream, or a tee that copies it), or null when
-   * no shadow wants the request.
+   * no shadow wants the request. With `observe` (an experiment arm's answer sampled for drift and
+   * assertions), a job without shadows captures the answer alone.
    */
-  plan (req: IncomingMessage, snapshot: RuntimeSnapshot, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean, backend: Backend): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
+  plan (req: IncomingMessage, snapshot: RuntimeSnapshot, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean, backend: Backend, observe = false): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
     const list = snapshot.shadows
-    if (list.length === 0) return null
+    if (list.length === 0 && !observe) return null
     const method = req.method ?? 'GET'
     const url = req.url ?? '/'
     const q = url.indexOf('?')
@@ -156,9 +158,11 @@ export class ShadowSet implements MirrorJobSink {
       ;(targets ??= []).push(rt)
       if (rt.cfg.maxBodyBytes > bodyLimit) bodyLimit = rt.cfg.maxBodyBytes
     }
-    if (targets === null) return null
-    const nt = this.#noise
-    if (nt !== null && Math.random() < this.#noiseRate) {
+    if (targets === null) {
+      if (!observe) return null
+      targets = []
+    } else if (this.#noise !== null && Math.random() < this.#noiseRate) {
+      const nt = this.#noise
       if (declared > nt.cfg.maxBodyBytes) nt.skip('body_too_large')
       else if (nt.tryAcquire()) targets.push(nt) // else counted as skipped (concurrency)
     }
