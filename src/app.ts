@@ -19,6 +19,7 @@ import { Experiment, describeExperiment } from './experiments/experiment.js'
 import { ExposureLog } from './experiments/exposure-log.js'
 import { Outcomes } from './experiments/outcomes.js'
 import { withAnalysis } from './experiments/analysis.js'
+import { Canary, type CanaryCommand, type CanaryHost, type CanaryWeightRequest } from './rollout/canary.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -70,6 +71,8 @@ export class Penumbra implements ProcessOps {
   readonly selection: PrimarySelection
   readonly exposures: ExposureLog
   readonly outcomes: Outcomes
+  /** The canary release (issue #18), when the config has one. */
+  canary: Canary | null
   readonly #probe = new OriginProbe()
   #stopped: Promise<void> | null = null
 
@@ -87,6 +90,7 @@ export class Penumbra implements ProcessOps {
     this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
     this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime, this.log)
     this.#loadExperiments(config)
+    this.canary = config.canary === null ? null : new Canary(config, this.#canaryHost())
     this.exposures = new ExposureLog(config.experimentSettings.eventWindowMs)
     this.outcomes = new Outcomes(this.metrics.outcomes, this.exposures)
     this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime, this.exposures)
@@ -104,6 +108,29 @@ export class Penumbra implements ProcessOps {
         throw err
       }
     }
+    const c = this.canary
+    if (c !== null && c.cfg.autoStart && c.cfg.controller === 'internal') await c.controller.start('autoStart')
+  }
+
+  /** What the canary may read and do in this process. */
+  #canaryHost (): CanaryHost {
+    return {
+      runtime: this.runtime,
+      backends: this.backends,
+      metrics: this.metrics,
+      log: this.log,
+      comparisons: (target) => {
+        const o = this.compare.report(target).outcomes
+        return { match: o.match, mismatch: o.mismatch }
+      },
+      switchPrimary: (backend, who) => this.switchPrimary({ backend }, who),
+      primary: () => this.selection.status.backend
+    }
+  }
+
+  #canaryOrThrow (): Canary {
+    if (this.canary === null) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'no canary configured (add a `canary:` section)')
+    return this.canary
   }
 
   /** The proxy's bound port (useful with port 0). */
@@ -136,11 +163,24 @@ export class Penumbra implements ProcessOps {
     this.metrics.setPrimaryBackend(after, this.backends.names)
     this.shadows.load(next)
     this.#loadExperiments(next)
+    this.#reloadCanary(next)
     this.proxy.reload(next)
     this.admin?.setAuth(next.admin)
     this.log.level = next.log.level
     this.config = { ...next, listen: this.config.listen, admin: { ...next.admin, host: this.config.admin.host, port: this.config.admin.port } }
     return notes
+  }
+
+  /** The canary of a reloaded config: removed, added, or reconfigured (a changed one restarts from the first step). */
+  #reloadCanary (next: Config): void {
+    if (next.canary === null) {
+      this.canary?.controller.close()
+      this.canary = null
+      this.runtime.setCanary(null)
+      return
+    }
+    if (this.canary === null) { this.canary = new Canary(next, this.#canaryHost()); return }
+    this.canary.reload(next).catch((err: unknown) => this.log.error({ err }, 'canary reload failed'))
   }
 
   /** Graceful stop: drain clients, then shadows, each within `shutdown.timeoutMs`. Idempotent. */
@@ -152,6 +192,7 @@ export class Penumbra implements ProcessOps {
   async #stop (): Promise<void> {
     const deadline = Date.now() + this.config.shutdown.timeoutMs
     this.admin?.stopping()
+    this.canary?.controller.close()
     await this.proxy.close(deadline)
     const abandoned = await this.shadows.close(deadline)
     if (abandoned > 0) this.log.warn({ abandoned }, 'shutdown deadline reached: shadow requests still in flight were abandoned')
@@ -187,7 +228,10 @@ export class Penumbra implements ProcessOps {
       backends: async () => this.describeBackends(true),
       primary: async () => this.selection.status,
       switchPrimary: async (req, who) => this.switchPrimary(req, who),
-      rollbackPrimary: async (who) => this.rollbackPrimary(who)
+      rollbackPrimary: async (who) => this.rollbackPrimary(who),
+      canary: async () => this.#canaryOrThrow().status(),
+      canaryCommand: async (cmd: CanaryCommand, who: string) => await this.#canaryOrThrow().command(cmd, who),
+      canaryWeight: async (req: CanaryWeightRequest, who: string) => await this.#canaryOrThrow().setWeight(req, who)
     }
   }
 

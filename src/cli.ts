@@ -89,6 +89,8 @@ async function main (): Promise<void> {
     const n = Number(args.workers)
     if (!Number.isInteger(n) || n < 1 || n > 64) fail('--workers: must be a whole number 1..64')
     config = { ...config, workers: n }
+    // The same rule as the config key (canary-schema.ts checkCanary), for the flag's override.
+    if (n > 1 && config.canary !== null && config.canary.controller === 'internal') fail(`${file}: invalid config (PENUMBRA_INVALID_CONFIG)\n  canary.controller: with workers > 1 set controller: external and run \`penumbra canary --prometheus URL --admin URL\` (the in-process controller reads one process's counters)`)
   }
   const warnings = configWarnings(config)
   if (args.check === true) {

@@ -27,7 +27,25 @@ export interface AdminBackend {
   /** Blue/green switch; `who` is the caller's address, for the log. */
   switchPrimary (req: { backend: string, requireReady?: boolean }, who: string): Promise<unknown>
   rollbackPrimary (who: string): Promise<unknown>
+  /** `GET /canary` (issue #18). */
+  canary? (): Promise<unknown>
+  /** `POST /canary/start|pause|resume|abort|promote|retry`. */
+  canaryCommand? (cmd: 'start' | 'pause' | 'resume' | 'abort' | 'promote' | 'retry', who: string): Promise<unknown>
+  /** `PUT /canary/weight`: an external controller's decision (canary.controller: external). */
+  canaryWeight? (req: { weight: number, phase?: CanaryPhaseName, step?: number, reason?: string, summary?: string, gates?: unknown[] }, who: string): Promise<unknown>
 }
+
+type CanaryPhaseName = 'idle' | 'shadow' | 'step' | 'paused' | 'rolled_back' | 'promoted' | 'completed'
+const CANARY_COMMANDS = new Set(['start', 'pause', 'resume', 'abort', 'promote', 'retry'])
+
+const canaryWeightBody = z.strictObject({
+  weight: z.number('must be a number within 0..1').min(0, 'must be a number within 0..1').max(1, 'must be a number within 0..1'),
+  phase: z.enum(['idle', 'shadow', 'step', 'paused', 'rolled_back', 'promoted', 'completed']).optional(),
+  step: z.number().int().min(0, 'must be a whole number >= 0').optional(),
+  reason: z.string().max(4096).optional(),
+  summary: z.string().max(4096).optional(),
+  gates: z.array(z.unknown()).max(32).optional()
+})
 
 const primarySwitchBody = z.strictObject({
   backend: z.string().min(1, 'must be a backend name'),
@@ -125,6 +143,9 @@ export class AdminServer {
           return json(res, 200, await b.primary())
         case '/experiments':
           return json(res, 200, await b.experiments())
+        case '/canary':
+          if (b.canary !== undefined) return json(res, 200, await b.canary())
+          break
         case '/':
           if (b.statusPage !== undefined) return send(res, 200, b.statusPage(), 'text/html; charset=utf-8')
           break
@@ -158,6 +179,14 @@ export class AdminServer {
     if (method === 'POST' && path === '/primary/rollback') {
       this.#authorize(req)
       return json(res, 200, await b.rollbackPrimary(clientAddress(req)))
+    }
+    if (method === 'POST' && path.startsWith('/canary/') && CANARY_COMMANDS.has(path.slice('/canary/'.length)) && b.canaryCommand !== undefined) {
+      this.#authorize(req)
+      return json(res, 200, await b.canaryCommand(path.slice('/canary/'.length) as 'start', clientAddress(req)))
+    }
+    if (method === 'PUT' && path === '/canary/weight' && b.canaryWeight !== undefined) {
+      this.#authorize(req)
+      return json(res, 200, await b.canaryWeight(parseBody(canaryWeightBody, await readBody(req)), clientAddress(req)))
     }
     if (method === 'POST' && path === '/events') {
       this.#authorize(req)

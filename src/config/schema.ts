@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { overridable } from './overridable.js'
 import { compilePathGlob } from '../shadow/sampler.js'
+import { canarySchema, checkCanary } from './canary-schema.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -287,6 +288,8 @@ export const configSchema = z.strictObject({
   }),
   compare: compareSchema.prefault({}),
   experiments: z.array(experiment).default([]),
+  /** A canary release (issue #18, src/config/canary-schema.ts); null: none. */
+  canary: canarySchema.nullable().default(null),
   /** How long a request id is kept for joining outcome events posted by request id. */
   experimentSettings: z.strictObject({
     eventWindowMs: positiveMs.default(24 * 60 * 60 * 1000)
@@ -331,6 +334,7 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
   }
   checkExperiments(cfg.experiments, backends, ctx)
+  checkCanary(cfg.canary, backends, typeof cfg.primary === 'string' ? cfg.primary : 'primary', cfg.workers, ctx)
   if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: 'give admin.token or admin.tokenFile, not both' })
   }

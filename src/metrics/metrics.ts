@@ -94,6 +94,10 @@ export class Metrics {
   readonly experimentRequests: Counter<'experiment' | 'variant' | 'code'>
   readonly experimentDuration: Histogram<'experiment' | 'variant'>
   readonly outcomes: OutcomeCounters
+  readonly canaryWeight: Gauge<'canary'>
+  readonly canaryStep: Gauge<'canary'>
+  readonly canaryDecisions: Counter<'canary' | 'gate' | 'result'>
+  readonly canaryState: Gauge<'canary' | 'state'>
 
   constructor (opts: { version: string, defaultMetrics?: boolean }) {
     const registry = this.registry = new Registry()
@@ -155,6 +159,11 @@ export class Metrics {
       sumSquares: new Counter({ name: 'penumbra_experiment_outcome_sum_squares_total', help: 'Sum of the squared outcome values per experiment arm and metric (for variances).', labelNames: om, registers: r }),
       events: new Counter({ name: 'penumbra_events_total', help: 'Outcome events posted to POST /events, by result (accepted, invalid, unknown_experiment, unknown_metric, not_enrolled, unknown_request, invalid_value).', labelNames: ['result'], registers: r })
     }
+    // Canary releases (issue #18): max, not sum, over --workers processes (each reports the weight it routes by).
+    this.canaryWeight = new Gauge({ name: 'penumbra_canary_weight', help: 'Share of the canary\'s split traffic sent to the candidate (0..1).', labelNames: ['canary'], aggregator: 'max', registers: r })
+    this.canaryStep = new Gauge({ name: 'penumbra_canary_step', help: 'The canary\'s current step (1-based; 0 before the ramp: idle, shadow).', labelNames: ['canary'], aggregator: 'max', registers: r })
+    this.canaryDecisions = new Counter({ name: 'penumbra_canary_decisions_total', help: 'Canary gate verdicts by gate (errorRate, latency.p99, latency.p50, disagreement, accuracy, comparisons) and result (pass, fail, inconclusive); gate="decision" counts the actions (advance, hold, rollback, promote, complete, pause).', labelNames: ['canary', 'gate', 'result'], registers: r })
+    this.canaryState = new Gauge({ name: 'penumbra_canary_state', help: '1 for the canary\'s current state (idle, shadow, step, paused, rolled_back, promoted, completed), 0 for the others.', labelNames: ['canary', 'state'], aggregator: 'max', registers: r })
     this.experimentDuration = new Histogram({ name: 'penumbra_experiment_duration_seconds', help: 'Client-facing duration of the requests each experiment variant answered.', labelNames: ['experiment', 'variant'], buckets: LATENCY_BUCKETS, registers: r })
   }
 

@@ -152,7 +152,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     const small = hasBody && req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length']) <= BUFFER_BODY_LIMIT
     const method = req.method ?? 'GET'
     let body: NodeJS.ReadableStream | null = hasBody && !small ? req : null
-    if (snapshot.shadows.length > 0 && method !== 'HEAD') {
+    if ((snapshot.shadows.length > 0 || snapshot.canary !== null) && method !== 'HEAD') {
       const planned = this.#shadows.plan(req, snapshot, requestId, h.headers, hasBody, small, backend)
       if (planned !== null) {
         h.tap = planned.job
@@ -241,6 +241,8 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     if (backend !== null) {
       backend.inflight--
       m.backendRequests.inc({ backend: backend.name, code: String(status) })
+      // The canary arm that routed it (issue #18): its gates read these counters.
+      h.route?.canary?.record(status, h.upstreamMs, h.errorReason)
       const v = h.route?.variant
       if (v != null) {
         v.metrics.requests(status).inc()

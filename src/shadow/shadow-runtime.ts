@@ -71,6 +71,9 @@ export class ShadowRuntime {
    */
   readonly kind: TargetKind
 
+  /** Told every call's result (the canary's baseline mirror counts them as its arm, issue #18). */
+  observer: ((r: import('../compare/job-record.js').CallResult) => void) | null = null
+
   constructor (cfg: ShadowConfig, compare: CompareConfig, metrics: Metrics, opts: { kind?: TargetKind, shared?: ShadowShared, pool?: Dispatcher, ownsPool?: boolean, url?: string } = {}) {
     this.kind = opts.kind ?? 'shadow'
     this.name = cfg.name

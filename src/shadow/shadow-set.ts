@@ -13,7 +13,7 @@ import type { BackendSet } from '../upstream/backend-set.js'
 import type { ShadowResult } from './shadow-call.js'
 import type { JobConsumer } from '../compare/job-record.js'
 import type { Logger } from '../log/logger.js'
-import type { RuntimeSnapshot, RuntimeState } from '../runtime/runtime-state.js'
+import type { RuntimeSnapshot, RuntimeState, ShadowEntry } from '../runtime/runtime-state.js'
 
 /** How long a replaced shadow pool stays open after a reload, beyond the shadow's timeout. */
 const RETIRE_GRACE_MS = 30_000
@@ -95,6 +95,8 @@ export class ShadowSet implements MirrorJobSink {
     this.#salt = config.sampling.salt
     let limit = 0
     for (const rt of next) limit = Math.max(limit, rt.compare.maxBodyBytes)
+    // The canary's mirrors (issue #18) compare with the top-level settings.
+    if (config.canary !== null) limit = Math.max(limit, config.compare.maxBodyBytes)
     this.#captureLimit = limit
     this.runtimes = next
     this.#byName = byName
@@ -119,8 +121,8 @@ export class ShadowSet implements MirrorJobSink {
    * no shadow wants the request.
    */
   plan (req: IncomingMessage, snapshot: RuntimeSnapshot, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean, backend: Backend): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
-    const list = snapshot.shadows
-    if (list.length === 0) return null
+    const canary = snapshot.canary?.mirrors ?? NO_MIRRORS
+    if (snapshot.shadows.length === 0 && canary.length === 0) return null
     const method = req.method ?? 'GET'
     const url = req.url ?? '/'
     const q = url.indexOf('?')
@@ -129,25 +131,31 @@ export class ShadowSet implements MirrorJobSink {
     let u = -1
     let targets: ShadowRuntime[] | null = null
     let bodyLimit = 0
-    for (let i = 0; i < list.length; i++) {
-      const entry = list[i]!
-      const rt = entry.target
-      if (!rt.matches(method, path)) { rt.skip('not_matched'); continue }
-      if (!entry.enabled) { rt.skip('disabled'); continue }
-      let draw: number
-      if (rt.sampleBy.kind === 'random') {
-        if (u < 0) u = Math.random()
-        draw = u
-      } else {
-        const key = sampleKey(rt.sampleBy, req)
-        if (key === undefined) continue // sticky mode: a request without the key is not mirrored
-        draw = stickyUniform(this.#salt, key)
+    // The configured shadows, then the canary's mirrors (issue #18), which copy only the requests
+    // their `servedBy` backend answered.
+    for (let pass = 0; pass < 2; pass++) {
+      const list = pass === 0 ? snapshot.shadows : canary
+      for (let i = 0; i < list.length; i++) {
+        const entry = list[i]!
+        const rt = entry.target
+        if (entry.servedBy !== undefined && entry.servedBy !== backend) continue
+        if (!rt.matches(method, path)) { rt.skip('not_matched'); continue }
+        if (!entry.enabled) { rt.skip('disabled'); continue }
+        let draw: number
+        if (rt.sampleBy.kind === 'random') {
+          if (u < 0) u = Math.random()
+          draw = u
+        } else {
+          const key = sampleKey(rt.sampleBy, req)
+          if (key === undefined) continue // sticky mode: a request without the key is not mirrored
+          draw = stickyUniform(this.#salt, key)
+        }
+        if (draw >= entry.sampleRate) continue
+        if (declared > rt.cfg.maxBodyBytes) { rt.skip('body_too_large'); continue }
+        if (!rt.tryAcquire()) continue
+        ;(targets ??= []).push(rt)
+        if (rt.cfg.maxBodyBytes > bodyLimit) bodyLimit = rt.cfg.maxBodyBytes
       }
-      if (draw >= entry.sampleRate) continue
-      if (declared > rt.cfg.maxBodyBytes) { rt.skip('body_too_large'); continue }
-      if (!rt.tryAcquire()) continue
-      ;(targets ??= []).push(rt)
-      if (rt.cfg.maxBodyBytes > bodyLimit) bodyLimit = rt.cfg.maxBodyBytes
     }
     if (targets === null) return null
     const nt = this.#noise
@@ -190,6 +198,7 @@ export class ShadowSet implements MirrorJobSink {
       m.noiseRequests.inc({ outcome: r.outcome })
       return
     }
+    rt.observer?.(r)
     rt.counters[r.outcome]++
     m.shadowRequests.inc({ shadow: rt.name, outcome: r.outcome })
     if (r.outcome === 'ok') m.upstreamDuration.observe({ upstream: rt.name }, r.durationMs / 1000)
@@ -258,6 +267,8 @@ export class ShadowSet implements MirrorJobSink {
     return abandoned
   }
 }
+
+const NO_MIRRORS: readonly ShadowEntry[] = []
 
 function contentLength (req: IncomingMessage): number {
   const cl = req.headers['content-length']
