@@ -66,7 +66,7 @@ export const canarySchema = z.strictObject({
   onMaxHolds: z.enum(['fail', 'pause']).default('fail'),
   /** Error rate of the gates' intervals (always-valid: every look may decide). */
   alpha: share('within (0, 0.5]').gt(0, 'must be within (0, 0.5]').max(0.5, 'must be within (0, 0.5]').default(0.05),
-  gates: gates.prefault({}).refine((g) => Object.values(g).some((v) => v !== undefined), 'needs at least one gate (errorRate, latency, disagreement, accuracy)'),
+  gates: gates.default({ errorRate: { maxIncrease: 0.01 } }).refine((g) => Object.values(g).some((v) => v !== undefined), 'needs at least one gate (errorRate, latency, disagreement, accuracy)'),
   onSuccess: z.enum(['promote', 'hold']).default('promote'),
   autoStart: z.boolean().default(false),
   /** internal: this process decides; external: `penumbra canary` decides and sets the weight (PUT /canary/weight). */
