@@ -15,6 +15,7 @@ import { configWarnings } from './config/schema.js'
 import { statusPageHtml } from './admin/status-page.js'
 import { startDemoModel } from './demo/model-server.js'
 import { runReport } from './admin/report-cli.js'
+import { runCanaryCli } from './rollout/canary-cli.js'
 import { configReloadsCounter } from './metrics/metrics.js'
 
 const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
@@ -22,6 +23,7 @@ const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
 Usage:
   penumbra --config FILE [--workers N] [--check] [--demo]
   penumbra report [--admin URL] [--token TOKEN] [--json]
+  penumbra canary --prometheus URL --admin URL [--admin URL ...] [--token TOKEN] [--selector S]
 
 Options:
   -c, --config FILE   YAML or JSON config (default: $PENUMBRA_CONFIG)
@@ -37,6 +39,13 @@ Options:
       --token TOKEN   the admin token, when reads need one (default: $PENUMBRA_ADMIN_TOKEN)
       --json          print the raw JSON instead
 
+  canary              run the canary (canary.controller: external) of several replicas from
+                      Prometheus: every decision on every replica, one JSON line each; exit 0
+                      promoted/completed, 1 rolled back/paused (docs/canary.md)
+      --prometheus URL  the Prometheus that scrapes every replica
+      --admin URL     a replica's admin address (repeat for each)
+      --selector S    extra label matchers for the queries, e.g. job="penumbra"
+
 Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
 Docs: README.md (config reference, admin API, metrics, error codes).
 `
@@ -50,6 +59,10 @@ async function main (): Promise<void> {
   const argv = process.argv.slice(2)
   if (argv[0] === 'report') {
     process.exitCode = await runReport(argv.slice(1))
+    return
+  }
+  if (argv[0] === 'canary') {
+    process.exitCode = await runCanaryCli(argv.slice(1))
     return
   }
   let args

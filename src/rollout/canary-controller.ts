@@ -56,6 +56,8 @@ export class CanaryController {
   readonly #name: string
   /** Decide by itself every interval (false: an external controller sets the weight). */
   readonly #autonomous: boolean
+  /** Let the process exit with the timer pending (a proxy); false for `penumbra canary`, which lives for it. */
+  readonly #unref: boolean
   #mark: CanaryTotals | null = null
   #timer: NodeJS.Timeout | null = null
   #chain: Promise<unknown> = Promise.resolve()
@@ -66,13 +68,14 @@ export class CanaryController {
   /** Tests and the status page wait on this: resolves on the next recorded decision. */
   #waiters: Array<(d: DecisionRecord) => void> = []
 
-  constructor (cfg: CanaryConfig, io: CanaryIO, opts: { log: Logger, metrics?: Metrics | null, name?: string, autonomous?: boolean }) {
+  constructor (cfg: CanaryConfig, io: CanaryIO, opts: { log: Logger, metrics?: Metrics | null, name?: string, autonomous?: boolean, unref?: boolean }) {
     this.cfg = cfg
     this.#io = io
     this.#log = opts.log
     this.#metrics = opts.metrics ?? null
     this.#name = opts.name ?? cfg.candidate
     this.#autonomous = opts.autonomous ?? cfg.controller === 'internal'
+    this.#unref = opts.unref ?? true
     this.#gauges()
   }
 
@@ -227,7 +230,14 @@ export class CanaryController {
   #schedule (): void {
     if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null }
     if (this.#closed || !this.#autonomous || !isRunning(this.state)) return
-    this.#timer = setTimeout(() => { void this.tick().catch((err: unknown) => this.#log.error({ err, canary: this.#name }, 'canary analysis failed')) }, this.cfg.intervalMs).unref()
+    this.#timer = setTimeout(() => {
+      this.tick().catch((err: unknown) => {
+        // A failed read (Prometheus down, a replica unreachable) decides nothing: look again next interval.
+        this.#log.error({ err, canary: this.#name }, 'canary analysis failed; trying again next interval')
+        this.#schedule()
+      })
+    }, this.cfg.intervalMs)
+    if (this.#unref) this.#timer.unref()
   }
 
   #record (action: DecisionRecord['action'], who: string, summary: string, gates: GateVerdict[], to: string, from = to): void {
