@@ -9,6 +9,7 @@ import { startPenumbra, startUpstream, urls, type Upstream } from './helpers/ser
 import { metricValue } from './helpers/shadow-util.js'
 import { validateConfig } from '../src/config/load.js'
 import type { Penumbra } from '../src/index.js'
+import { CHROMIUM } from './helpers/observability-harness.js'
 
 interface Status {
   state: string
@@ -314,4 +315,32 @@ test('sticky units never flip back and forth as the weight rises (external contr
   const bad = await request(`${admin}/canary/weight`, { method: 'PUT', headers: { ...AUTH, 'content-type': 'application/json' }, body: '{"weight":1.5}' })
   assert.equal(bad.statusCode, 400)
   assert.match(await bad.body.text(), /weight: must be a number within 0\.\.1/)
+})
+
+test('the status page shows the canary: state, weight, each gate in words and the ramp timeline', { skip: CHROMIUM.skip, timeout: 60_000 }, async (t) => {
+  const base = await model('base')
+  const cand = await model('cand', { fail: () => true })
+  const { app, proxy, admin, agent } = await rig(t, base, cand, {
+    candidate: 'cand', steps: [50, 100], intervalMs: 60_000, minRequests: 20, autoStart: true, gates: { errorRate: { maxIncrease: 0.05 } }
+  }, { admin: { host: '127.0.0.1', port: 0 } })
+  await traffic(proxy, agent, 100)
+  await app.canary!.controller.tick()
+  assert.equal((await status(admin)).phase, 'rolled_back')
+  const { chromium } = await import('playwright-core')
+  const browser = await chromium.launch({ executablePath: CHROMIUM.path(), args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
+  t.after(async () => { await browser.close() })
+  const page = await browser.newPage()
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(err.message))
+  await page.goto(`${admin}/`, { waitUntil: 'domcontentloaded' })
+  await page.waitForSelector('#view-canary:not([hidden]) .canary-timeline li', { timeout: 10_000 }).catch(async (err: Error) => {
+    throw new Error(`${err.message}\n${JSON.stringify(errors)}\n${String(await page.evaluate('document.getElementById("views").outerHTML.slice(0, 3000)'))}`)
+  })
+  const text = await page.textContent('#view-canary') ?? ''
+  assert.match(text, /rolled_back/)
+  assert.match(text, /candidate cand vs baseline base/)
+  assert.match(text, /errorRate: fail — candidate 100% vs baseline 0%/)
+  assert.equal(await page.locator('#view-canary .canary-timeline li').count(), 2, 'start and rollback')
+  assert.equal(await page.locator('#view-canary .canary-timeline li.rollback').count(), 1)
+  assert.deepEqual(errors, [])
 })

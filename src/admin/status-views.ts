@@ -6,6 +6,8 @@
 // attrs, ...children) (text via attrs.text, never innerHTML), clear, pct, ms, num, stat, timeOf.
 // Same constraints as the page's script: plain ES5, no template literals, no backslash escapes.
 
+import { canaryStatusView } from './status-view-canary.js'
+
 /** One view: its CSS (appended to the page's) and its script. */
 export interface StatusView {
   readonly css: string
@@ -13,4 +15,4 @@ export interface StatusView {
 }
 
 /** The views, in page order. */
-export const STATUS_VIEWS: readonly StatusView[] = []
+export const STATUS_VIEWS: readonly StatusView[] = [canaryStatusView]
