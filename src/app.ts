@@ -229,10 +229,23 @@ export class Penumbra implements ProcessOps {
       primary: async () => this.selection.status,
       switchPrimary: async (req, who) => this.switchPrimary(req, who),
       rollbackPrimary: async (who) => this.rollbackPrimary(who),
-      canary: async () => this.#canaryOrThrow().status(),
-      canaryCommand: async (cmd: CanaryCommand, who: string) => await this.#canaryOrThrow().command(cmd, who),
-      canaryWeight: async (req: CanaryWeightRequest, who: string) => await this.#canaryOrThrow().setWeight(req, who)
+      canary: async () => op.canary(this),
+      canaryCommand: async (cmd, who) => await op.canaryCommand(this, { cmd, who }),
+      canaryWeight: async (req, who) => await op.canaryWeight(this, { req, who })
     }
+  }
+
+  /** `GET /canary` of this process. */
+  canaryStatus (): unknown {
+    return this.#canaryOrThrow().status()
+  }
+
+  canaryCommand (cmd: CanaryCommand, who: string): Promise<unknown> {
+    return this.#canaryOrThrow().command(cmd, who)
+  }
+
+  canaryWeight (req: CanaryWeightRequest, who: string): Promise<unknown> {
+    return this.#canaryOrThrow().setWeight(req, who)
   }
 
   /** `GET /backends`: each backend, its reachability (when `probe`), in-flight requests and roles. */

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { request, Agent } from 'undici'
 import { Daemon, PROMETHEUS, freePort, tempDir, waitForValue } from './helpers/observability-harness.js'
 import { startPenumbra, startUpstream, urls, type Upstream } from './helpers/servers.js'
+import { childConfigYaml, spawnPenumbra, writeFile } from './helpers/proxy-util.js'
 import { runExternalCanary } from '../src/rollout/canary-cli.js'
 import { createLogger } from '../src/log/logger.js'
 import type { Penumbra } from '../src/index.js'
@@ -110,4 +111,50 @@ test('external controller: a failing candidate is rolled back on both replicas (
     assert.deepEqual([c.phase, c.weight], ['rolled_back', 0])
     assert.equal(app.runtime.snapshot.canary, null, 'nothing is split any more')
   }
+})
+
+test('--workers 2 with controller: external: PUT /canary/weight and abort reach every worker', { timeout: 60_000 }, async (t) => {
+  const base = await model('base')
+  const cand = await model('cand')
+  t.after(async () => { await base.close(); await cand.close() })
+  const dir = tempDir({ after: (fn) => t.after(async () => fn()) })
+  const port = await freePort()
+  const adminPort = await freePort()
+  const file = writeFile(dir, 'cluster.yaml', childConfigYaml({
+    port,
+    adminPort,
+    primary: base.url,
+    extra: `backends: { cand: { url: "${cand.url}" } }\ncanary: { candidate: cand, controller: external }\n`
+  }))
+  const child = await spawnPenumbra(file, { port, adminPort, extra: ['--workers', '2'], readyTimeoutMs: 15_000 })
+  t.after(() => child.kill())
+  const admin = `http://127.0.0.1:${adminPort}`
+  await waitForValue(async () => {
+    const r = await request(`${admin}/report`)
+    const body = await r.body.json() as { workers?: number }
+    return r.statusCode === 200 && body.workers === 2 ? true : undefined
+  }, 15_000, 'both workers to answer the admin')
+  const agent = new Agent({ connections: 8, pipelining: 0 })
+  t.after(async () => { await agent.close() })
+  const served = async (n: number): Promise<Set<string>> => {
+    const out = new Set<string>()
+    for (let i = 0; i < n; i++) {
+      // A new connection each time, so the kernel spreads them over both workers.
+      const r = await request(`http://127.0.0.1:${port}/p`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: '{}' })
+      out.add((await r.body.json() as { from: string }).from)
+    }
+    return out
+  }
+  assert.deepEqual(await served(20), new Set(['base']))
+  const put = await request(`${admin}/canary/weight`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weight: 1, phase: 'step', step: 1 }) })
+  assert.equal(put.statusCode, 200, await put.body.text())
+  assert.deepEqual(await served(30), new Set(['cand']), 'every worker routes by the weight')
+  const s = await (await request(`${admin}/canary`)).body.json() as { weight: number, state: string }
+  assert.deepEqual([s.weight, s.state], [1, 'step 1 of 5'])
+  const abort = await request(`${admin}/canary/abort`, { method: 'POST' })
+  assert.equal(abort.statusCode, 200, await abort.body.text())
+  assert.deepEqual(await served(30), new Set(['base']), 'abort reaches every worker')
+  const start = await request(`${admin}/canary/start`, { method: 'POST' })
+  assert.equal(start.statusCode, 409, 'the external controller drives it')
+  await start.body.text()
 })

@@ -37,7 +37,16 @@ export interface ProcessOps {
   /** Outcome events; `byUnitOnly` (a --workers process): events by request id are refused. */
   postEvents: (events: unknown[], byUnitOnly: boolean) => unknown
   patchExperiment: (name: string, patch: ExperimentPatch) => unknown
+  /** The canary (issue #18): `GET /canary`, its commands, and an external controller's weight. */
+  canaryStatus: () => unknown
+  canaryCommand: (cmd: CanaryCommandName, who: string) => Promise<unknown>
+  canaryWeight: (req: CanaryWeightBody, who: string) => Promise<unknown>
 }
+
+/** `POST /canary/<cmd>`. */
+export type CanaryCommandName = 'start' | 'pause' | 'resume' | 'abort' | 'promote' | 'retry'
+/** `PUT /canary/weight`'s body. */
+export interface CanaryWeightBody { weight: number, phase?: 'idle' | 'shadow' | 'step' | 'paused' | 'rolled_back' | 'promoted' | 'completed', step?: number, reason?: string, summary?: string, gates?: unknown[] }
 
 /**
  * The admin operations table: name → how a process carries it out. Names are the IPC `op` of
@@ -55,7 +64,10 @@ export const OPERATIONS = {
   applyPrimary: (p: ProcessOps, status: PrimaryStatus) => p.applyPrimary(status),
   experiments: (p: ProcessOps) => p.describeExperiments(),
   events: (p: ProcessOps, a: { events: unknown[] }) => p.postEvents(a.events, true),
-  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch)
+  patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch),
+  canary: (p: ProcessOps) => p.canaryStatus(),
+  canaryCommand: async (p: ProcessOps, a: { cmd: CanaryCommandName, who: string }) => await p.canaryCommand(a.cmd, a.who),
+  canaryWeight: async (p: ProcessOps, a: { req: CanaryWeightBody, who: string }) => await p.canaryWeight(a.req, a.who)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

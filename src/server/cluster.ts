@@ -3,7 +3,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client'
 import type { Config } from '../config/schema.js'
 import { redactConfig } from '../config/load.js'
 import type { AdminBackend } from '../admin/admin-server.js'
-import { isOperation, mergeReports, runOperation, type ExperimentPatch, type OperationName, type ProcessOps, type ProcessReport, type ShadowPatch } from '../admin/operations.js'
+import { isOperation, mergeReports, runOperation, type CanaryCommandName, type CanaryWeightBody, type ExperimentPatch, type OperationName, type ProcessOps, type ProcessReport, type ShadowPatch } from '../admin/operations.js'
 import { ErrorCodes, PenumbraError, type ErrorCode } from '../errors.js'
 import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../runtime/primary-selection.js'
 import { OriginProbe } from '../upstream/probe.js'
@@ -117,6 +117,31 @@ export class ClusterBackend implements AdminBackend {
       if (!r.ready) throw new PenumbraError('PENUMBRA_BACKEND_NOT_READY', `not switched: ${r.reason ?? 'unreachable'}`)
     }
     return this.#broadcast(this.#selection.switchTo(req.backend, (n) => n in this.#config.backends), who)
+  }
+
+  /** `GET /canary`: every worker routes as the external controller said; the first answer stands for all. */
+  async canary (): Promise<unknown> {
+    const values = await this.#values('canary')
+    if (values.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting)')
+    return values[0]
+  }
+
+  /** A canary command or an external controller's weight, applied by every worker (200 only when all did). */
+  async canaryCommand (cmd: CanaryCommandName, who: string): Promise<unknown> {
+    return this.#everyWorker('canaryCommand', { cmd, who })
+  }
+
+  async canaryWeight (req: CanaryWeightBody, who: string): Promise<unknown> {
+    return this.#everyWorker('canaryWeight', { req, who })
+  }
+
+  async #everyWorker (op: OperationName, args: unknown): Promise<unknown> {
+    const answers = await this.ask(op, args)
+    if (answers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting)')
+    const failed = answers.filter((a) => !a.ok)
+    if (failed.length === answers.length) throw clientError(answers) ?? new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', failed[0]!.error?.message ?? 'no worker applied it')
+    if (failed.length > 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', `applied in ${answers.length - failed.length} of ${answers.length} workers (${[...new Set(failed.map((a) => a.error?.message ?? 'failed'))].join('; ')}): repeat it`)
+    return answers[0]!.value
   }
 
   async rollbackPrimary (who: string): Promise<unknown> {
