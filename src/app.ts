@@ -20,6 +20,7 @@ import { ExposureLog } from './experiments/exposure-log.js'
 import { Outcomes } from './experiments/outcomes.js'
 import { withAnalysis } from './experiments/analysis.js'
 import { Canary, type CanaryCommand, type CanaryHost, type CanaryWeightRequest } from './rollout/canary.js'
+import type { CanaryState, CanaryTotals } from './rollout/canary-engine.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -45,6 +46,13 @@ export interface PenumbraOptions {
   admin?: boolean
   /** A worker's starting primary (the --workers primary process hands its runtime switch on). */
   primary?: PrimaryStatus | null
+  /**
+   * A --workers worker whose canary the cluster primary decides (canary.controller: internal):
+   * it routes as told (`canaryApply`) and reports its counters (`canaryTotals`); `canaryState`
+   * is the state to start from.
+   */
+  canaryInPrimary?: boolean
+  canaryState?: CanaryState | null
 }
 
 /** `PUT /primary`'s body. */
@@ -74,6 +82,7 @@ export class Penumbra implements ProcessOps {
   /** The canary release (issue #18), when the config has one. */
   canary: Canary | null
   readonly #probe = new OriginProbe()
+  readonly #canaryDriven: boolean
   #stopped: Promise<void> | null = null
 
   constructor (config: Config, opts: PenumbraOptions = {}) {
@@ -81,7 +90,8 @@ export class Penumbra implements ProcessOps {
     config = resolveAdminToken(config, process.env)
     this.config = config
     this.log = opts.logger ?? createLogger({ level: config.log.level, redact: config.log.redact })
-    this.metrics = opts.metrics ?? new Metrics({ version: VERSION })
+    this.#canaryDriven = opts.canaryInPrimary === true && config.canary !== null && config.canary.controller === 'internal'
+    this.metrics = opts.metrics ?? new Metrics({ version: VERSION, canaryInPrimary: this.#canaryDriven })
     this.compare = new CompareStage(config, this.metrics, this.log)
     this.backends = new BackendSet(config)
     const restored = opts.primary != null && this.backends.has(opts.primary.backend) ? opts.primary : null
@@ -90,7 +100,8 @@ export class Penumbra implements ProcessOps {
     this.metrics.setPrimaryBackend(this.selection.status.backend, this.backends.names)
     this.shadows = new ShadowSet(config, this.metrics, this.compare, this.backends, this.runtime, this.log)
     this.#loadExperiments(config)
-    this.canary = config.canary === null ? null : new Canary(config, this.#canaryHost())
+    this.canary = config.canary === null ? null : new Canary(config, this.#canaryHost(), { driven: this.#canaryDriven })
+    if (this.canary !== null && opts.canaryState != null) void this.canary.controller.follow(opts.canaryState)
     this.exposures = new ExposureLog(config.experimentSettings.eventWindowMs)
     this.outcomes = new Outcomes(this.metrics.outcomes, this.exposures)
     this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime, this.exposures)
@@ -109,7 +120,7 @@ export class Penumbra implements ProcessOps {
       }
     }
     const c = this.canary
-    if (c !== null && c.cfg.autoStart && c.cfg.controller === 'internal') await c.controller.start('autoStart')
+    if (c !== null && c.cfg.autoStart && c.cfg.controller === 'internal' && !c.driven) await c.controller.start('autoStart')
   }
 
   /** What the canary may read and do in this process. */
@@ -179,7 +190,7 @@ export class Penumbra implements ProcessOps {
       this.runtime.setCanary(null)
       return
     }
-    if (this.canary === null) { this.canary = new Canary(next, this.#canaryHost()); return }
+    if (this.canary === null) { this.canary = new Canary(next, this.#canaryHost(), { driven: this.#canaryDriven }); return }
     this.canary.reload(next).catch((err: unknown) => this.log.error({ err }, 'canary reload failed'))
   }
 
@@ -246,6 +257,18 @@ export class Penumbra implements ProcessOps {
 
   canaryWeight (req: CanaryWeightRequest, who: string): Promise<unknown> {
     return this.#canaryOrThrow().setWeight(req, who)
+  }
+
+  /** A --workers worker: this process's cumulative canary counters, for the primary's controller. */
+  canaryTotals (): Promise<CanaryTotals> {
+    return this.#canaryOrThrow().totals()
+  }
+
+  /** A --workers worker: route as the primary's controller decided. */
+  async canaryApply (state: unknown): Promise<null> {
+    // From the cluster primary's own controller (IPC, structured clone): a CanaryState.
+    await this.#canaryOrThrow().controller.follow(state as CanaryState)
+    return null
   }
 
   /** `GET /backends`: each backend, its reachability (when `probe`), in-flight requests and roles. */

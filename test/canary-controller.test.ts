@@ -158,3 +158,41 @@ test('--workers 2 with controller: external: PUT /canary/weight and abort reach 
   assert.equal(start.statusCode, 409, 'the external controller drives it')
   await start.body.text()
 })
+
+test('--workers 2 with controller: internal: the controller runs in the cluster primary on both workers\' counters and promotes', { timeout: 90_000 }, async (t) => {
+  const base = await model('base')
+  const cand = await model('cand')
+  t.after(async () => { await base.close(); await cand.close() })
+  const dir = tempDir({ after: (fn) => t.after(async () => fn()) })
+  const port = await freePort()
+  const adminPort = await freePort()
+  const file = writeFile(dir, 'cluster.yaml', childConfigYaml({
+    port,
+    adminPort,
+    primary: base.url,
+    extra: `backends: { cand: { url: "${cand.url}" } }\ncompare: { ignore: [/from] }\ncanary: { candidate: cand, steps: [50, 100], intervalMs: 300, minRequests: 30, maxHolds: 1000, autoStart: true, gates: { errorRate: { maxIncrease: 0.2 }, disagreement: { max: 0.3 } } }\n`
+  }))
+  const child = await spawnPenumbra(file, { port, adminPort, extra: ['--workers', '2'], readyTimeoutMs: 15_000 })
+  t.after(() => child.kill())
+  const admin = `http://127.0.0.1:${adminPort}`
+  let status: { phase: string, state: string, decisions: Array<{ action: string, gates: Array<{ text: string }> }> } | null = null
+  for (let round = 0; round < 300; round++) {
+    status = await (await request(`${admin}/canary`)).body.json() as typeof status
+    if (status!.phase === 'promoted' || status!.phase === 'rolled_back') break
+    await Promise.all(Array.from({ length: 20 }, async () => {
+      // New connections, so the kernel spreads them over both workers.
+      const r = await request(`http://127.0.0.1:${port}/v1/models/m:predict`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: '{"instances":[[1]]}' })
+      await r.body.text()
+    }))
+  }
+  assert.equal(status!.phase, 'promoted', JSON.stringify(status, null, 1).slice(0, 3000))
+  assert.deepEqual(status!.decisions.map((d) => d.action).filter((a) => a !== 'hold'), ['start', 'advance', 'promote'])
+  const p = await (await request(`${admin}/primary`)).body.json() as { backend: string }
+  assert.equal(p.backend, 'cand', 'promoted in every worker')
+  const metrics = await (await request(`${admin}/metrics`)).body.text()
+  assert.equal(metrics.split('\n').filter((l) => l.startsWith('# HELP penumbra_canary_state ')).length, 1, 'one family: the primary\'s')
+  assert.match(metrics, /penumbra_canary_state\{canary="cand",state="promoted"\} 1/)
+  // Both workers served the canary's traffic (their counters were summed).
+  const report = await (await request(`${admin}/report`)).body.json() as { workers: number }
+  assert.equal(report.workers, 2)
+})

@@ -211,8 +211,7 @@ test('bad config names the key: unknown backend, candidate = baseline, steps not
   assert.match(problems({ candidate: 'cand', gates: {} }).join('\n'), /^canary\.gates: needs at least one gate/m)
   assert.match(problems({ candidate: 'cand', gates: { errorRat: { maxIncrease: 0.01 } } }).join('\n'), /^canary\.gates\.errorRat: unknown key \(did you mean `errorRate`\?\)$/m)
   assert.match(problems({ candidate: 'cand', minRequests: 0 }).join('\n'), /^canary\.minRequests: must be >= 1$/m)
-  assert.match(problems({ candidate: 'cand' }, { workers: 2 }).join('\n'), /^canary\.controller: with workers > 1 set controller: external/m)
-  assert.deepEqual(problems({ candidate: 'cand', controller: 'external' }, { workers: 2 }), [])
+  assert.deepEqual(problems({ candidate: 'cand' }, { workers: 2 }), [], 'with --workers the controller runs in the cluster primary')
 })
 
 test('the CLI exits 2 naming the key before listening', { timeout: 30_000 }, async (t) => {
@@ -222,8 +221,8 @@ test('the CLI exits 2 naming the key before listening', { timeout: 30_000 }, asy
   assert.equal(r.code, 2)
   assert.match(r.stderr, /canary\.steps\[1\]: must be above the previous step \(10\)/)
   assert.match(r.stderr, /canary\.steps\[2\]: must be within \(0, 100\]/)
-  const ok = writeFile(dir, 'ok.yaml', 'backends:\n  base: { url: "http://127.0.0.1:9" }\n  cand: { url: "http://127.0.0.1:10" }\nprimary: base\ncanary:\n  candidate: cand\n')
-  const w = await runCli(['--config', ok, '--workers', '2'])
-  assert.equal(w.code, 2)
-  assert.match(w.stderr, /canary\.controller: with workers > 1 set controller: external/)
+  const same = writeFile(dir, 'same.yaml', 'backends:\n  base: { url: "http://127.0.0.1:9" }\nprimary: base\ncanary:\n  candidate: base\n')
+  const s = await runCli(['--config', same, '--check'])
+  assert.equal(s.code, 2)
+  assert.match(s.stderr, /canary\.candidate: the candidate and the baseline are both "base"/)
 })

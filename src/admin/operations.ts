@@ -41,6 +41,9 @@ export interface ProcessOps {
   canaryStatus: () => unknown
   canaryCommand: (cmd: CanaryCommandName, who: string) => Promise<unknown>
   canaryWeight: (req: CanaryWeightBody, who: string) => Promise<unknown>
+  /** With --workers and canary.controller: internal, the cluster primary's controller reads and drives the workers. */
+  canaryTotals: () => Promise<unknown>
+  canaryApply: (state: unknown) => Promise<unknown>
 }
 
 /** `POST /canary/<cmd>`. */
@@ -67,7 +70,9 @@ export const OPERATIONS = {
   patchExperiment: (p: ProcessOps, a: { name: string, patch: ExperimentPatch }) => p.patchExperiment(a.name, a.patch),
   canary: (p: ProcessOps) => p.canaryStatus(),
   canaryCommand: async (p: ProcessOps, a: { cmd: CanaryCommandName, who: string }) => await p.canaryCommand(a.cmd, a.who),
-  canaryWeight: async (p: ProcessOps, a: { req: CanaryWeightBody, who: string }) => await p.canaryWeight(a.req, a.who)
+  canaryWeight: async (p: ProcessOps, a: { req: CanaryWeightBody, who: string }) => await p.canaryWeight(a.req, a.who),
+  canaryTotals: async (p: ProcessOps) => await p.canaryTotals(),
+  canaryApply: async (p: ProcessOps, state: unknown) => await p.canaryApply(state)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

@@ -81,14 +81,11 @@ export type CanaryConfig = z.output<typeof canarySchema>
  * Cross-key checks: candidate and baseline name backends and differ; without a baseline the
  * candidate must not be the primary (it would be compared with itself).
  */
-export function checkCanary (c: CanaryConfig | null, backends: Record<string, unknown>, primary: string, workers: number, ctx: z.RefinementCtx): void {
+export function checkCanary (c: CanaryConfig | null, backends: Record<string, unknown>, primary: string, ctx: z.RefinementCtx): void {
   if (c === null) return
   const defined = Object.keys(backends).join(', ') || 'none'
   if (!(c.candidate in backends)) ctx.addIssue({ code: 'custom', path: ['canary', 'candidate'], message: `names no backend ("${c.candidate}"; defined: ${defined})` })
   if (c.baseline !== null && !(c.baseline in backends)) ctx.addIssue({ code: 'custom', path: ['canary', 'baseline'], message: `names no backend ("${c.baseline}"; defined: ${defined})` })
   const baseline = c.baseline ?? primary
   if (baseline === c.candidate) ctx.addIssue({ code: 'custom', path: ['canary', c.baseline === null ? 'candidate' : 'baseline'], message: `the candidate and the baseline are both "${c.candidate}": a canary compares two different backends` })
-  // The in-process controller keeps its per-arm counters in the process that serves: with
-  // node:cluster workers they are spread over processes it cannot read (docs/canary.md).
-  if (workers > 1 && c.controller === 'internal') ctx.addIssue({ code: 'custom', path: ['canary', 'controller'], message: 'with workers > 1 set controller: external and run `penumbra canary --prometheus URL --admin URL` (the in-process controller reads one process\'s counters)' })
 }

@@ -334,7 +334,7 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['listen', 'headersTimeoutMs'], message: 'must be <= listen.requestTimeoutMs (Node refuses to start otherwise)' })
   }
   checkExperiments(cfg.experiments, backends, ctx)
-  checkCanary(cfg.canary, backends, typeof cfg.primary === 'string' ? cfg.primary : 'primary', cfg.workers, ctx)
+  checkCanary(cfg.canary, backends, typeof cfg.primary === 'string' ? cfg.primary : 'primary', ctx)
   if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: 'give admin.token or admin.tokenFile, not both' })
   }

@@ -1,5 +1,5 @@
 import type { CanaryConfig } from '../config/canary-schema.js'
-import type { Metrics } from '../metrics/metrics.js'
+import type { CanaryMetrics } from '../metrics/metrics.js'
 import type { Logger } from '../log/logger.js'
 import { PenumbraError } from '../errors.js'
 import {
@@ -52,7 +52,7 @@ export class CanaryController {
   readonly lastGates = new Map<string, GateVerdict>()
   readonly #io: CanaryIO
   readonly #log: Logger
-  readonly #metrics: Metrics | null
+  readonly #metrics: CanaryMetrics | null
   readonly #name: string
   /** Decide by itself every interval (false: an external controller sets the weight). */
   readonly #autonomous: boolean
@@ -68,7 +68,7 @@ export class CanaryController {
   /** Tests and the status page wait on this: resolves on the next recorded decision. */
   #waiters: Array<(d: DecisionRecord) => void> = []
 
-  constructor (cfg: CanaryConfig, io: CanaryIO, opts: { log: Logger, metrics?: Metrics | null, name?: string, autonomous?: boolean, unref?: boolean }) {
+  constructor (cfg: CanaryConfig, io: CanaryIO, opts: { log: Logger, metrics?: CanaryMetrics | null, name?: string, autonomous?: boolean, unref?: boolean }) {
     this.cfg = cfg
     this.#io = io
     this.#log = opts.log
@@ -169,6 +169,17 @@ export class CanaryController {
       if (changed && this.state.phase === 'rolled_back') this.state = IDLE
       await this.#io.apply(this.state, 'reload')
       this.#gauges()
+    })
+  }
+
+  /**
+   * A --workers worker whose canary the cluster primary decides: route as `state` says and keep
+   * it (a reload re-applies it), recording nothing (the primary logs and counts the decision).
+   */
+  follow (state: CanaryState): Promise<void> {
+    return this.#run(async () => {
+      this.state = state
+      await this.#io.apply(state, 'cluster primary')
     })
   }
 

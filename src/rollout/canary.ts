@@ -64,13 +64,18 @@ export class Canary implements CanaryIO {
   #toCandidate!: ShadowRuntime
   #config: Config
 
-  constructor (config: Config, host: CanaryHost) {
+  /** `driven`: a --workers worker whose canary the cluster primary decides (no decisions, no canary series here). */
+  constructor (config: Config, host: CanaryHost, opts: { driven?: boolean } = {}) {
     this.#host = host
     this.#config = config
     this.cfg = config.canary!
     this.#buildMirrors(config)
-    this.controller = new CanaryController(this.cfg, this, { log: host.log, metrics: host.metrics })
+    const driven = opts.driven === true
+    this.controller = new CanaryController(this.cfg, this, { log: host.log, metrics: driven ? null : host.metrics, autonomous: driven ? false : undefined })
+    this.driven = driven
   }
+
+  readonly driven: boolean
 
   /** The baseline backend: the configured one, or the active primary. */
   #baseline (): Backend {

@@ -9,6 +9,7 @@ import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../run
 import { OriginProbe } from '../upstream/probe.js'
 import { withAnalysis } from '../experiments/analysis.js'
 import { primarySwitchesCounter } from '../metrics/metrics.js'
+import type { CanaryController } from '../rollout/canary-controller.js'
 import type { Counter } from 'prom-client'
 
 // `--workers N` (issue #2): the primary process forks N workers that share the proxy port
@@ -119,8 +120,16 @@ export class ClusterBackend implements AdminBackend {
     return this.#broadcast(this.#selection.switchTo(req.backend, (n) => n in this.#config.backends), who)
   }
 
-  /** `GET /canary`: every worker routes as the external controller said; the first answer stands for all. */
+  /** The canary controller of this (primary) process (canary.controller: internal), or null. */
+  #canary: CanaryController | null = null
+
+  setCanaryController (c: CanaryController | null): void {
+    this.#canary = c
+  }
+
+  /** `GET /canary`: this process's controller; with an external one, the workers' (the first answer stands for all). */
   async canary (): Promise<unknown> {
+    if (this.#canary !== null) return { ...this.#canary.status(), baseline: this.#canary.cfg.baseline ?? this.#selection.status.backend }
     const values = await this.#values('canary')
     if (values.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting)')
     return values[0]
@@ -128,10 +137,13 @@ export class ClusterBackend implements AdminBackend {
 
   /** A canary command or an external controller's weight, applied by every worker (200 only when all did). */
   async canaryCommand (cmd: CanaryCommandName, who: string): Promise<unknown> {
+    const c = this.#canary
+    if (c !== null) return await c[cmd](who)
     return this.#everyWorker('canaryCommand', { cmd, who })
   }
 
   async canaryWeight (req: CanaryWeightBody, who: string): Promise<unknown> {
+    if (this.#canary !== null) throw new PenumbraError('PENUMBRA_CONFLICT', 'canary.controller is internal: this penumbra decides its weight itself (set controller: external to drive it with `penumbra canary`)')
     return this.#everyWorker('canaryWeight', { req, who })
   }
 
