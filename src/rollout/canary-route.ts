@@ -85,7 +85,12 @@ export class CanaryRoute {
   /** The route of a request the canary splits, or null when it is not the canary's. */
   pick (req: IncomingMessage, method: string, path: string): Route | null {
     if (!this.#methods.has(method)) return null
-    if (this.#paths !== null && !this.#paths.some((re) => re.test(path))) return null
+    const paths = this.#paths
+    if (paths !== null) {
+      let hit = false
+      for (let i = 0; i < paths.length && !hit; i++) hit = paths[i]!.test(path)
+      if (!hit) return null
+    }
     if (this.weight <= 0) return this.baseline
     if (this.weight >= 1) return this.candidate
     let draw: number

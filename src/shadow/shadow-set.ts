@@ -139,7 +139,8 @@ export class ShadowSet implements MirrorJobSink {
         const entry = list[i]!
         const rt = entry.target
         if (entry.servedBy !== undefined && entry.servedBy !== backend) continue
-        if (!rt.matches(method, path)) { rt.skip('not_matched'); continue }
+        // A canary mirror's match is the canary's: a request it does not split is not a skip.
+        if (!rt.matches(method, path)) { if (pass === 0) rt.skip('not_matched'); continue }
         if (!entry.enabled) { rt.skip('disabled'); continue }
         let draw: number
         if (rt.sampleBy.kind === 'random') {
