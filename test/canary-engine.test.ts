@@ -12,6 +12,11 @@ import { CanaryRoute, newArms } from '../src/rollout/canary-route.js'
 import type { Backend } from '../src/upstream/backend.js'
 import type { IncomingMessage } from 'node:http'
 import { runCli, tempDir, writeFile } from './helpers/proxy-util.js'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createLogger } from '../src/log/logger.js'
+import { Metrics } from '../src/metrics/metrics.js'
+import { CanaryController } from '../src/rollout/canary-controller.js'
 
 const BOUNDS = LatencyHistogram.upperBounds()
 
@@ -225,4 +230,36 @@ test('the CLI exits 2 naming the key before listening', { timeout: 30_000 }, asy
   const s = await runCli(['--config', same, '--check'])
   assert.equal(s.code, 2)
   assert.match(s.stderr, /canary\.candidate: the candidate and the baseline are both "base"/)
+})
+
+test('the controller logs each decision as one JSON line with every gate in words, and counts it', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'log.jsonl')
+  const log = createLogger({ level: 'info', sync: true, destination: file })
+  const c = cfg({ steps: [50, 100], minRequests: 10, gates: { errorRate: { maxIncrease: 0.05 } } })
+  let now = totals()
+  const applied: number[] = []
+  const io = { totals: async () => now, apply: async (s: CanaryState) => { applied.push(s.weight) }, promote: async () => {} }
+  const metrics = new Metrics({ version: 'test', defaultMetrics: false })
+  const ctl = new CanaryController(c, io, { log, metrics })
+  t.after(() => ctl.close())
+  await ctl.start('test')
+  now = totals({ cand: arm(100, 50), base: arm(100, 0) })
+  await ctl.tick()
+  assert.equal(ctl.state.phase, 'rolled_back')
+  assert.deepEqual(applied, [0.5, 0], 'weight 0 at once')
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string, canary: string, decision: { action: string, from: string, to: string, gates: Array<{ gate: string, result: string, text: string }> } })
+  assert.equal(lines.length, 2)
+  assert.equal(lines[1]!.decision.action, 'rollback')
+  assert.equal(lines[1]!.canary, 'cand')
+  assert.deepEqual([lines[1]!.decision.from, lines[1]!.decision.to], ['step 1 of 2', 'rolled_back'])
+  assert.match(lines[1]!.decision.gates[0]!.text, /^errorRate: fail — candidate 50% vs baseline 0%/)
+  assert.match(lines[1]!.msg, /^canary: rollback: step 1 of 2: errorRate failed/)
+  const text = await metrics.registry.metrics()
+  assert.match(text, /penumbra_canary_decisions_total\{canary="cand",gate="errorRate",result="fail"\} 1/)
+  assert.match(text, /penumbra_canary_decisions_total\{canary="cand",gate="decision",result="rollback"\} 1/)
+  assert.match(text, /penumbra_canary_weight\{canary="cand"\} 0/)
+  await assert.rejects(ctl.start('test'), /rolled back: POST \/canary\/retry reruns it/)
+  await ctl.retry('test')
+  assert.deepEqual([ctl.state.phase, ctl.state.step, ctl.state.weight], ['step', 0, 0.5])
 })

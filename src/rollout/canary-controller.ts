@@ -229,12 +229,22 @@ export class CanaryController {
 
   async #enter (next: CanaryState, action: DecisionRecord['action'], who: string, summary: string, gates: GateVerdict[] = [], apply = true, fromText?: string): Promise<void> {
     const from = fromText ?? describePhase(this.cfg, this.state)
+    // The state is what every process routes by: applied first, then taken and recorded together
+    // (no await between), so GET /canary never shows a state without its decision. A failed
+    // apply changes nothing here: the next analysis decides (and applies) again.
+    if (apply) {
+      try {
+        await this.#io.apply(next, summary)
+      } catch (err) {
+        this.#schedule()
+        throw err
+      }
+    }
     this.state = next
     this.#since = new Date().toISOString()
-    if (apply) await this.#io.apply(next, summary)
+    this.#record(action, who, summary, gates, describePhase(this.cfg, next), from)
     // The new step is judged on what happens from now on.
     this.#mark = isRunning(next) && this.#autonomous ? await this.#io.totals() : null
-    this.#record(action, who, summary, gates, describePhase(this.cfg, next), from)
     this.#schedule()
   }
 
@@ -263,7 +273,7 @@ export class CanaryController {
     }
     this.#gauges()
     // One JSON line per decision, with every gate's verdict in words.
-    this.#log.info({ canary: this.#name, decision: { seq: rec.seq, action, from, to, weight: rec.weight, who, gates: gates.map((g) => ({ gate: g.gate, result: g.result, text: g.text })) } }, `canary ${action}: ${summary}`)
+    this.#log.info({ canary: this.#name, decision: { seq: rec.seq, action, from, to, weight: rec.weight, who, gates: gates.map((g) => ({ gate: g.gate, result: g.result, text: g.text })) } }, `canary: ${summary.startsWith(`${action}:`) ? summary : `${action}: ${summary}`}`)
     const waiters = this.#waiters
     this.#waiters = []
     for (const w of waiters) w(rec)
