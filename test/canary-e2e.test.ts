@@ -213,6 +213,24 @@ test('a candidate that disagrees on 20% of predictions is rolled back in the sha
   assert.ok(cand.seen.length > 0 && cand.seen.every((s) => s.headers['x-penumbra-shadow'] === 'canary:candidate'), 'the candidate only got mirrored copies')
 })
 
+test('during the ramp the candidate is judged on the same predictions: 20% disagreement rolls it back at step 1', { timeout: 120_000 }, async (t) => {
+  const base = await model('base')
+  const cand = await model('cand', { predict: (i) => (i % 5 === 0 ? 2 : 1) })
+  const { proxy, admin, agent } = await rig(t, base, cand, {
+    candidate: 'cand', steps: [30, 100], intervalMs: 300, minRequests: 60, maxHolds: 1000, mirrorSampleRate: 0.5, autoStart: true, gates: { disagreement: { max: 0.05 } }
+  })
+  const end = await driveUntil(proxy, admin, agent, (s) => s.phase !== 'step' || s.step !== 1)
+  assert.equal(end.phase, 'rolled_back', end.state)
+  const last = end.decisions.at(-1)!
+  assert.equal(last.from, 'step 1 of 2')
+  assert.match(last.gates[0]!.text, /^disagreement: fail — [\d.]+% of \d+ compared predictions differ/)
+  // Both directions fed it: candidate-served copies to the baseline, baseline-served ones to the candidate.
+  assert.ok(base.seen.some((r) => r.headers['x-penumbra-shadow'] === 'canary:baseline'))
+  assert.ok(cand.seen.some((r) => r.headers['x-penumbra-shadow'] === 'canary:candidate'))
+  const mm = await (await request(`${admin}/mismatches?shadow=canary:baseline&limit=1`, { headers: AUTH })).body.json() as unknown[]
+  assert.equal(mm.length, 1, 'the differing predictions are inspectable like a shadow\'s')
+})
+
 test('no traffic: the step holds and never passes; after maxHolds it fails (or pauses, as configured)', { timeout: 60_000 }, async (t) => {
   const base = await model('base')
   const cand = await model('cand')

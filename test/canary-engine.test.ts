@@ -263,3 +263,15 @@ test('the controller logs each decision as one JSON line with every gate in word
   await ctl.retry('test')
   assert.deepEqual([ctl.state.phase, ctl.state.step, ctl.state.weight], ['step', 0, 0.5])
 })
+
+test('penumbra canary: bad arguments exit 2, an unreachable replica exits 1 naming it', { timeout: 30_000 }, async () => {
+  const none = await runCli(['canary'])
+  assert.equal(none.code, 2)
+  assert.match(none.stderr, /give --prometheus URL and --admin URL/)
+  const bad = await runCli(['canary', '--prometheus', 'nope', '--admin', 'http://127.0.0.1:9'])
+  assert.equal(bad.code, 2)
+  assert.match(bad.stderr, /not a URL: nope/)
+  const down = await runCli(['canary', '--prometheus', 'http://127.0.0.1:9', '--admin', 'http://127.0.0.1:9'])
+  assert.equal(down.code, 1)
+  assert.match(down.stderr, /penumbra canary: .*127\.0\.0\.1:9/)
+})
