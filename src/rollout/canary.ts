@@ -191,7 +191,7 @@ export class Canary implements CanaryIO {
   setWeight (req: CanaryWeightRequest, who: string): Promise<unknown> {
     const c = this.controller
     const phase = req.phase ?? (req.weight > 0 ? 'step' : 'rolled_back')
-    const step = req.step === undefined ? -1 : req.step - 1
+    const step = req.step === undefined ? (phase === 'step' ? 0 : -1) : req.step - 1
     const state: CanaryState = { phase, step, weight: req.weight, holds: 0, resumeTo: null, reason: req.reason ?? null }
     return c.set(state, req.summary ?? `weight ${req.weight} set by ${who}`, (req.gates ?? []) as never[], who)
   }
