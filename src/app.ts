@@ -308,7 +308,15 @@ export class Penumbra implements ProcessOps {
     this.selection.switchTo(status.backend, (n) => this.backends.has(n))
     this.runtime.applyPrimary(status)
     this.metrics.setPrimaryBackend(status.backend, this.backends.names)
+    this.#refreshCanary()
     return this.selection.status
+  }
+
+  /** A canary whose baseline is the active primary routes to the new one at once. */
+  #refreshCanary (): void {
+    const c = this.canary
+    if (c === null || c.cfg.baseline !== null) return
+    c.controller.refresh().catch((err: unknown) => this.log.error({ err }, 'canary refresh failed'))
   }
 
   #applied (sw: PrimarySwitch, who: string): PrimarySwitch {
@@ -317,6 +325,7 @@ export class Penumbra implements ProcessOps {
     this.metrics.primarySwitches.inc({ from: sw.from, to: sw.to })
     this.metrics.setPrimaryBackend(sw.to, this.backends.names)
     this.log.info({ from: sw.from, to: sw.to, who }, 'primary switched')
+    this.#refreshCanary()
     return sw
   }
 

@@ -292,6 +292,17 @@ test('abort, retry, pause/resume, a restart on a changed candidate; commands nee
   assert.equal(retried.body.state, 'step 1 of 2', 'retry reruns it without editing the config')
   const mix = new Set(await traffic(proxy, agent, 80))
   assert.deepEqual(mix, new Set(['base', 'cand']))
+  // baseline: null is the active primary: a blue/green switch moves the canary's baseline at once.
+  const sw = async (backend: string): Promise<void> => {
+    const r = await request(`${admin}/primary`, { method: 'PUT', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ backend }) })
+    assert.equal(r.statusCode, 200, await r.body.text())
+  }
+  await sw('cand2')
+  await app.canary!.controller.settled()
+  assert.deepEqual(new Set(await traffic(proxy, agent, 80)), new Set(['cand2', 'cand']))
+  assert.equal((await status(admin) as unknown as { baseline: string }).baseline, 'cand2')
+  await sw('base')
+  await app.canary!.controller.settled()
 
   // A changed candidate mid-run: the analysis restarts from the first step, on the new candidate.
   app.reload(validateConfig({ ...partial, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0, token: TOKEN }, log: { level: 'silent', access: false }, canary: { ...(partial.canary as object), candidate: 'cand2' } }))

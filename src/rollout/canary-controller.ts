@@ -190,6 +190,11 @@ export class CanaryController {
     this.#timer = null
   }
 
+  /** Routes again as the current state says (the active primary, its baseline, changed). */
+  refresh (): Promise<void> {
+    return this.#run(async () => { await this.#io.apply(this.state, 'refresh') })
+  }
+
   /** Resolves once every queued command, reload and analysis so far is done. */
   settled (): Promise<void> {
     return this.#run(async () => {})
