@@ -26,6 +26,8 @@ import { ChaosRegistry } from './chaos/chaos-registry.js'
 import { faultInterceptor } from './chaos/fault-interceptor.js'
 import type { ChaosExperimentSpec } from './config/chaos-schema.js'
 import { DriftMonitor } from './drift/drift-monitor.js'
+import { Canary, type CanaryCommand, type CanaryHost, type CanaryWeightRequest } from './rollout/canary.js'
+import type { CanaryState, CanaryTotals } from './rollout/canary-engine.js'
 
 // The composition root: builds one penumbra process from a config and wires its rooms together.
 // The public API is index.ts; nothing under src/ imports this file except cli.ts.
@@ -51,6 +53,13 @@ export interface PenumbraOptions {
   admin?: boolean
   /** A worker's starting primary (the --workers primary process hands its runtime switch on). */
   primary?: PrimaryStatus | null
+  /**
+   * A --workers worker whose canary the cluster primary decides (canary.controller: internal):
+   * it routes as told (`canaryApply`) and reports its counters (`canaryTotals`); `canaryState`
+   * is the state to start from.
+   */
+  canaryInPrimary?: boolean
+  canaryState?: CanaryState | null
 }
 
 /** `PUT /primary`'s body. */
@@ -83,7 +92,10 @@ export class Penumbra implements ProcessOps {
   readonly chaos: ChaosRegistry | null
   /** Output drift and model assertions (src/drift/), fed by the comparison stage. */
   readonly drift: DriftMonitor
+  /** The canary release (issue #18), when the config has one. */
+  canary: Canary | null
   readonly #probe = new OriginProbe()
+  readonly #canaryDriven: boolean
   #stopped: Promise<void> | null = null
 
   constructor (config: Config, opts: PenumbraOptions = {}) {
@@ -91,7 +103,8 @@ export class Penumbra implements ProcessOps {
     config = resolveAdminToken(config, process.env)
     this.config = config
     this.log = opts.logger ?? createLogger({ level: config.log.level, redact: config.log.redact })
-    this.metrics = opts.metrics ?? new Metrics({ version: VERSION })
+    this.#canaryDriven = opts.canaryInPrimary === true && config.canary !== null && config.canary.controller === 'internal'
+    this.metrics = opts.metrics ?? new Metrics({ version: VERSION, canaryInPrimary: this.#canaryDriven })
     this.compare = new CompareStage(config, this.metrics, this.log)
     this.chaos = config.chaos.enabled
       ? new ChaosRegistry(config.chaos, this.metrics, this.log, { backends: () => this.backends.names, shadows: () => this.config.shadows.map((s) => s.name) })
@@ -108,6 +121,8 @@ export class Penumbra implements ProcessOps {
     const jobs = { consume: (job: Parameters<CompareStage['consume']>[0]) => { this.compare.consume(job); this.feedback.consume(job) } }
     this.shadows = new ShadowSet(config, this.metrics, jobs, this.backends, this.runtime, this.log, this.chaos === null ? null : faultInterceptor(this.chaos, null))
     this.#loadExperiments(config)
+    this.canary = config.canary === null ? null : new Canary(config, this.#canaryHost(), { driven: this.#canaryDriven })
+    if (this.canary !== null && opts.canaryState != null) void this.canary.controller.follow(opts.canaryState)
     this.exposures = new ExposureLog(config.experimentSettings.eventWindowMs)
     this.outcomes = new Outcomes(this.metrics.outcomes, this.exposures)
     this.proxy = new ProxyServer(config, this.metrics, this.log, this.shadows, this.runtime, this.exposures, this.feedback)
@@ -127,6 +142,29 @@ export class Penumbra implements ProcessOps {
     }
     // The config's chaos experiments (scheduled game days) start once penumbra serves.
     this.chaos?.configure(this.config.chaos)
+    const c = this.canary
+    if (c !== null && c.cfg.autoStart && c.cfg.controller === 'internal' && !c.driven) await c.controller.start('autoStart')
+  }
+
+  /** What the canary may read and do in this process. */
+  #canaryHost (): CanaryHost {
+    return {
+      runtime: this.runtime,
+      backends: this.backends,
+      metrics: this.metrics,
+      log: this.log,
+      comparisons: (target) => {
+        const o = this.compare.report(target).outcomes
+        return { match: o.match, mismatch: o.mismatch }
+      },
+      switchPrimary: (backend, who) => this.switchPrimary({ backend }, who),
+      primary: () => this.selection.status.backend
+    }
+  }
+
+  #canaryOrThrow (): Canary {
+    if (this.canary === null) throw new PenumbraError('PENUMBRA_NOT_FOUND', 'no canary configured (add a `canary:` section)')
+    return this.canary
   }
 
   /** The proxy's bound port (useful with port 0). */
@@ -163,11 +201,24 @@ export class Penumbra implements ProcessOps {
     this.metrics.setPrimaryBackend(after, this.backends.names)
     this.shadows.load(next)
     this.#loadExperiments(next)
+    this.#reloadCanary(next)
     this.proxy.reload(next)
     this.admin?.setAuth(next.admin)
     this.log.level = next.log.level
     this.config = { ...next, listen: this.config.listen, admin: { ...next.admin, host: this.config.admin.host, port: this.config.admin.port } }
     return notes
+  }
+
+  /** The canary of a reloaded config: removed, added, or reconfigured (a changed one restarts from the first step). */
+  #reloadCanary (next: Config): void {
+    if (next.canary === null) {
+      this.canary?.controller.close()
+      this.canary = null
+      this.runtime.setCanary(null)
+      return
+    }
+    if (this.canary === null) { this.canary = new Canary(next, this.#canaryHost(), { driven: this.#canaryDriven }); return }
+    this.canary.reload(next).catch((err: unknown) => this.log.error({ err }, 'canary reload failed'))
   }
 
   /** Graceful stop: drain clients, then shadows, each within `shutdown.timeoutMs`. Idempotent. */
@@ -181,6 +232,7 @@ export class Penumbra implements ProcessOps {
     // Every fault ends at shutdown, before the drain (requests already faulted finish as they are).
     this.chaos?.close()
     this.admin?.stopping()
+    this.canary?.controller.close()
     await this.proxy.close(deadline)
     const abandoned = await this.shadows.close(deadline)
     if (abandoned > 0) this.log.warn({ abandoned }, 'shutdown deadline reached: shadow requests still in flight were abandoned')
@@ -227,8 +279,36 @@ export class Penumbra implements ProcessOps {
       chaosStopAll: async (who) => op.chaosStopAll(this, { who }),
       drift: async () => op.drift(this),
       assertions: async (q) => op.assertions(this, q),
-      pinDriftReference: async (model) => op.driftReference(this, { model })
+      pinDriftReference: async (model) => op.driftReference(this, { model }),
+      canary: async () => op.canary(this),
+      canaryCommand: async (cmd, who) => await op.canaryCommand(this, { cmd, who }),
+      canaryWeight: async (req, who) => await op.canaryWeight(this, { req, who })
     }
+  }
+
+  /** `GET /canary` of this process. */
+  canaryStatus (): unknown {
+    return this.#canaryOrThrow().status()
+  }
+
+  canaryCommand (cmd: CanaryCommand, who: string): Promise<unknown> {
+    return this.#canaryOrThrow().command(cmd, who)
+  }
+
+  canaryWeight (req: CanaryWeightRequest, who: string): Promise<unknown> {
+    return this.#canaryOrThrow().setWeight(req, who)
+  }
+
+  /** A --workers worker: this process's cumulative canary counters, for the primary's controller. */
+  canaryTotals (): Promise<CanaryTotals> {
+    return this.#canaryOrThrow().totals()
+  }
+
+  /** A --workers worker: route as the primary's controller decided. */
+  async canaryApply (state: unknown): Promise<null> {
+    // From the cluster primary's own controller (IPC, structured clone): a CanaryState.
+    await this.#canaryOrThrow().controller.follow(state as CanaryState)
+    return null
   }
 
   /** `GET /backends`: each backend, its reachability (when `probe`), in-flight requests and roles. */
@@ -268,7 +348,15 @@ export class Penumbra implements ProcessOps {
     this.selection.switchTo(status.backend, (n) => this.backends.has(n))
     this.runtime.applyPrimary(status)
     this.metrics.setPrimaryBackend(status.backend, this.backends.names)
+    this.#refreshCanary()
     return this.selection.status
+  }
+
+  /** A canary whose baseline is the active primary routes to the new one at once. */
+  #refreshCanary (): void {
+    const c = this.canary
+    if (c === null || c.cfg.baseline !== null) return
+    c.controller.refresh().catch((err: unknown) => this.log.error({ err }, 'canary refresh failed'))
   }
 
   #applied (sw: PrimarySwitch, who: string): PrimarySwitch {
@@ -277,6 +365,7 @@ export class Penumbra implements ProcessOps {
     this.metrics.primarySwitches.inc({ from: sw.from, to: sw.to })
     this.metrics.setPrimaryBackend(sw.to, this.backends.names)
     this.log.info({ from: sw.from, to: sw.to, who }, 'primary switched')
+    this.#refreshCanary()
     return sw
   }
 

@@ -18,7 +18,10 @@ import { startDemoModel } from './demo/model-server.js'
 import { startDemoLlm } from './demo/llm-model-server.js'
 import { runReport } from './admin/report-cli.js'
 import { runGameDayCli } from './chaos/gameday-cli.js'
-import { configReloadsCounter } from './metrics/metrics.js'
+import { runCanaryCli } from './rollout/canary-cli.js'
+import { canaryMetrics, configReloadsCounter, type CanaryMetrics } from './metrics/metrics.js'
+import { CanaryController } from './rollout/canary-controller.js'
+import { ClusterCanaryIO } from './rollout/cluster-canary.js'
 
 const HELP = `penumbra ${VERSION}: shadow-release proxy for ML model endpoints
 
@@ -27,6 +30,7 @@ Usage:
   penumbra report [--admin URL] [--token TOKEN] [--json]
   penumbra report --prometheus URL --experiment NAME [--config FILE | --admin URL] [--json]
   penumbra gameday --scenario FILE --admin URL --prometheus URL [--token TOKEN] [--out FILE.json]
+  penumbra canary --prometheus URL --admin URL [--admin URL ...] [--token TOKEN] [--selector S]
 
 Options:
   -c, --config FILE   YAML or JSON config (default: $PENUMBRA_CONFIG)
@@ -53,6 +57,13 @@ Options:
       --out FILE      also write the result as JSON
       --poll-ms N     how often to ask Prometheus (default 5000)
 
+  canary              run the canary (canary.controller: external) of several replicas from
+                      Prometheus: every decision on every replica, one JSON line each; exit 0
+                      promoted/completed, 1 rolled back/paused (docs/canary.md)
+      --prometheus URL  the Prometheus that scrapes every replica
+      --admin URL     a replica's admin address (repeat for each)
+      --selector S    extra label matchers for the queries, e.g. job="penumbra"
+
 Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the config file.
 Docs: README.md (config reference, admin API, metrics, error codes).
 `
@@ -70,6 +81,10 @@ async function main (): Promise<void> {
   }
   if (argv[0] === 'gameday') {
     process.exitCode = await runGameDayCli(argv.slice(1))
+    return
+  }
+  if (argv[0] === 'canary') {
+    process.exitCode = await runCanaryCli(argv.slice(1))
     return
   }
   let args
@@ -250,7 +265,15 @@ function onStopSignal (stop: () => Promise<void>): void {
 
 async function runWorker (file: string, config: Config, log: Logger): Promise<void> {
   const inherited = process.env.PENUMBRA_WORKER_PRIMARY
-  const app = new Penumbra(config, { logger: log, admin: false, primary: inherited !== undefined ? JSON.parse(inherited) : null })
+  const canaryState = process.env.PENUMBRA_WORKER_CANARY
+  const app = new Penumbra(config, {
+    logger: log,
+    admin: false,
+    primary: inherited !== undefined ? JSON.parse(inherited) : null,
+    // canary.controller: internal is decided by the primary process (its counters summed over us).
+    canaryInPrimary: true,
+    canaryState: canaryState !== undefined ? JSON.parse(canaryState) : null
+  })
   // Let the primary's AggregatorRegistry collect this worker's registry.
   // eslint-disable-next-line no-new
   new AggregatorRegistry()
@@ -279,6 +302,28 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
     const name = backend.primaryStatus.backend
     return probe.check(current.backends[name]!.url, name === 'primary' ? 'primary' : `primary backend "${name}"`)
   }, { statusPage: statusPageHtml, own, log })
+  // canary.controller: internal with --workers: the controller runs here, on the workers' summed counters.
+  let canary: CanaryController | null = null
+  const setCanary = (c: Config): void => {
+    if (c.canary === null || c.canary.controller !== 'internal') {
+      canary?.close()
+      canary = null
+      backend.setCanaryController(null)
+      return
+    }
+    if (canary !== null) { void canary.reconfigure(c.canary).catch((err: unknown) => log.error({ err }, 'canary reload failed')); return }
+    const io = new ClusterCanaryIO(c.canary, async (op, args) => await backend.ask(op, args), async (b, who) => await backend.switchPrimary({ backend: b }, who))
+    canary = new CanaryController(c.canary, io, { log, metrics: canaryMetricsOf() })
+    backend.setCanaryController(canary)
+  }
+  let ownCanaryMetrics: CanaryMetrics | null = null
+  const canaryMetricsOf = (): CanaryMetrics => (ownCanaryMetrics ??= canaryMetrics([own]))
+  setCanary(config)
+  let listening = 0
+  cluster.on('listening', () => {
+    // autoStart once every worker routes (a start before that would not reach them all).
+    if (++listening === config.workers && canary !== null && current.canary?.autoStart === true) void canary.start('autoStart').catch((err: unknown) => log.error({ err }, 'canary autoStart failed'))
+  })
   const admin = config.admin.enabled ? new AdminServer(backend, log, config.admin) : null
   if (admin !== null) {
     try {
@@ -289,7 +334,7 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
   }
   void probeUpstreams(config, log, probe)
   let stopping = false
-  const fork = (): void => { cluster.fork({ PENUMBRA_WORKER_CONFIG: JSON.stringify(current), PENUMBRA_WORKER_PRIMARY: JSON.stringify(backend.primaryStatus) }) }
+  const fork = (): void => { cluster.fork({ PENUMBRA_WORKER_CONFIG: JSON.stringify(current), PENUMBRA_WORKER_PRIMARY: JSON.stringify(backend.primaryStatus), PENUMBRA_WORKER_CANARY: JSON.stringify(canary?.state ?? null) }) }
   // A worker that keeps dying is restarted with a growing delay (0.5 s doubling to 30 s), so a
   // crash loop does not eat the machine.
   let recentExits: number[] = []
@@ -318,10 +363,13 @@ async function runPrimary (file: string, config: Config, log: Logger, demo: bool
       const failed = answers.filter((a) => !a.ok).length
       if (failed > 0) log.error({ failed, workers: answers.length }, 'config reload did not reach every worker')
       else log.info({ workers: answers.length }, 'config reloaded in every worker')
+      // After the workers reloaded: a changed canary restarts and tells them its first step.
+      setCanary(current)
     })
   })
   onStopSignal(async () => {
     stopping = true
+    canary?.close()
     admin?.stopping()
     const workers = Object.values(cluster.workers ?? {})
     await Promise.all(workers.map((w) => new Promise<void>((resolve) => {

@@ -47,7 +47,25 @@ export interface AdminBackend {
   assertions? (q: { model?: string, assertion?: string, limit?: number }): Promise<unknown>
   /** `POST /drift/reference`: pins the current window as the reference (one model or all). */
   pinDriftReference? (model?: string): Promise<unknown>
+  /** `GET /canary` (issue #18). */
+  canary? (): Promise<unknown>
+  /** `POST /canary/start|pause|resume|abort|promote|retry`. */
+  canaryCommand? (cmd: 'start' | 'pause' | 'resume' | 'abort' | 'promote' | 'retry', who: string): Promise<unknown>
+  /** `PUT /canary/weight`: an external controller's decision (canary.controller: external). */
+  canaryWeight? (req: { weight: number, phase?: CanaryPhaseName, step?: number, reason?: string, summary?: string, gates?: unknown[] }, who: string): Promise<unknown>
 }
+
+type CanaryPhaseName = 'idle' | 'shadow' | 'step' | 'paused' | 'rolled_back' | 'promoted' | 'completed'
+const CANARY_COMMANDS = new Set(['start', 'pause', 'resume', 'abort', 'promote', 'retry'])
+
+const canaryWeightBody = z.strictObject({
+  weight: z.number('must be a number within 0..1').min(0, 'must be a number within 0..1').max(1, 'must be a number within 0..1'),
+  phase: z.enum(['idle', 'shadow', 'step', 'paused', 'rolled_back', 'promoted', 'completed']).optional(),
+  step: z.number().int().min(0, 'must be a whole number >= 0').optional(),
+  reason: z.string().max(4096).optional(),
+  summary: z.string().max(4096).optional(),
+  gates: z.array(z.unknown()).max(32).optional()
+})
 
 const primarySwitchBody = z.strictObject({
   backend: z.string().min(1, 'must be a backend name'),
@@ -178,6 +196,9 @@ export class AdminServer {
           if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new PenumbraError('PENUMBRA_INVALID_REQUEST', 'limit: must be a positive integer')
           return json(res, 200, await b.assertions({ model: url.searchParams.get('model') ?? undefined, assertion: url.searchParams.get('assertion') ?? undefined, limit: n }))
         }
+        case '/canary':
+          if (b.canary !== undefined) return json(res, 200, await b.canary())
+          break
         case '/':
           if (b.statusPage !== undefined) return send(res, 200, b.statusPage(), 'text/html; charset=utf-8')
           break
@@ -217,6 +238,14 @@ export class AdminServer {
       const text = await readBody(req)
       const body = text.trim() === '' ? {} : parseBody(driftReferenceBody, text)
       return json(res, 200, await b.pinDriftReference(body.model))
+    }
+    if (method === 'POST' && path.startsWith('/canary/') && CANARY_COMMANDS.has(path.slice('/canary/'.length)) && b.canaryCommand !== undefined) {
+      this.#authorize(req)
+      return json(res, 200, await b.canaryCommand(path.slice('/canary/'.length) as 'start', clientAddress(req)))
+    }
+    if (method === 'PUT' && path === '/canary/weight' && b.canaryWeight !== undefined) {
+      this.#authorize(req)
+      return json(res, 200, await b.canaryWeight(parseBody(canaryWeightBody, await readBody(req)), clientAddress(req)))
     }
     if (method === 'POST' && path === '/events') {
       this.#authorize(req)

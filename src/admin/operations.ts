@@ -54,7 +54,19 @@ export interface ProcessOps {
   assertionsSnapshot: (q: { model?: string, assertion?: string, limit?: number }) => unknown
   /** `POST /drift/reference`. */
   pinDriftReference: (model?: string) => unknown
+  /** The canary (issue #18): `GET /canary`, its commands, and an external controller's weight. */
+  canaryStatus: () => unknown
+  canaryCommand: (cmd: CanaryCommandName, who: string) => Promise<unknown>
+  canaryWeight: (req: CanaryWeightBody, who: string) => Promise<unknown>
+  /** With --workers and canary.controller: internal, the cluster primary's controller reads and drives the workers. */
+  canaryTotals: () => Promise<unknown>
+  canaryApply: (state: unknown) => Promise<unknown>
 }
+
+/** `POST /canary/<cmd>`. */
+export type CanaryCommandName = 'start' | 'pause' | 'resume' | 'abort' | 'promote' | 'retry'
+/** `PUT /canary/weight`'s body. */
+export interface CanaryWeightBody { weight: number, phase?: 'idle' | 'shadow' | 'step' | 'paused' | 'rolled_back' | 'promoted' | 'completed', step?: number, reason?: string, summary?: string, gates?: unknown[] }
 
 /**
  * The admin operations table: name → how a process carries it out. Names are the IPC `op` of
@@ -81,7 +93,12 @@ export const OPERATIONS = {
   chaosStopAll: (p: ProcessOps, a: { who: string }) => p.chaosStopAll(a.who),
   drift: (p: ProcessOps) => p.driftSnapshot(),
   assertions: (p: ProcessOps, q: { model?: string, assertion?: string, limit?: number }) => p.assertionsSnapshot(q),
-  driftReference: (p: ProcessOps, a: { model?: string }) => p.pinDriftReference(a.model)
+  driftReference: (p: ProcessOps, a: { model?: string }) => p.pinDriftReference(a.model),
+  canary: (p: ProcessOps) => p.canaryStatus(),
+  canaryCommand: async (p: ProcessOps, a: { cmd: CanaryCommandName, who: string }) => await p.canaryCommand(a.cmd, a.who),
+  canaryWeight: async (p: ProcessOps, a: { req: CanaryWeightBody, who: string }) => await p.canaryWeight(a.req, a.who),
+  canaryTotals: async (p: ProcessOps) => await p.canaryTotals(),
+  canaryApply: async (p: ProcessOps, state: unknown) => await p.canaryApply(state)
 } as const
 
 /** An operation's name (the `op` of an admin IPC message). */

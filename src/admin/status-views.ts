@@ -12,6 +12,7 @@ import { llmStatusView } from './status-view-llm.js'
 import { qualityView } from './status-view-quality.js'
 import { chaosView } from './status-view-chaos.js'
 import { DRIFT_VIEW } from './status-view-drift.js'
+import { canaryStatusView } from './status-view-canary.js'
 
 /** One view: its CSS (appended to the page's) and its script. */
 export interface StatusView {
@@ -22,6 +23,7 @@ export interface StatusView {
 /** The views, in page order. */
 export const STATUS_VIEWS: readonly StatusView[] = [
   llmStatusView,
+  canaryStatusView,
   qualityView,
   DRIFT_VIEW,
   EXPERIMENTS_VIEW,

@@ -5,6 +5,7 @@ import { llmSchema, shadowLlmSchema } from './llm-schema.js'
 import { feedbackSchema } from './feedback-schema.js'
 import { chaosSchema, checkChaos } from './chaos-schema.js'
 import { assertionsSection, checkDriftSections, driftSection } from './drift-schema.js'
+import { canarySchema, checkCanary } from './canary-schema.js'
 
 // The config schema is the public contract of issues #2, #3 and #4: every key here is documented
 // in README.md ("Configuration reference"). Objects are strict so that a typo is an error, not a
@@ -297,6 +298,8 @@ export const configSchema = z.strictObject({
   experiments: z.array(experiment).default([]),
   /** Prediction log, labels and online quality (issue #19; src/config/feedback-schema.ts). */
   feedback: feedbackSchema.prefault({}),
+  /** A canary release (issue #18, src/config/canary-schema.ts); null: none. */
+  canary: canarySchema.nullable().default(null),
   /** How long a request id is kept for joining outcome events posted by request id. */
   experimentSettings: z.strictObject({
     eventWindowMs: positiveMs.default(24 * 60 * 60 * 1000)
@@ -349,6 +352,7 @@ export const configSchema = z.strictObject({
   }
   checkExperiments(cfg.experiments, backends, ctx)
   checkChaos(cfg.chaos, backends, cfg.shadows, ctx)
+  checkCanary(cfg.canary, backends, typeof cfg.primary === 'string' ? cfg.primary : 'primary', ctx)
   if (cfg.admin.token !== null && cfg.admin.tokenFile !== null) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'tokenFile'], message: 'give admin.token or admin.tokenFile, not both' })
   }

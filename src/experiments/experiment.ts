@@ -29,6 +29,8 @@ export interface Route {
   readonly header: string | null
   /** What the exposure log keeps for an outcome posted by request id (null: not an arm). */
   readonly exposure: { experiment: string, variant: string } | null
+  /** The canary arm that counts this request (issue #18), when the canary routed it. */
+  readonly canary?: { record (status: number, upstreamMs: number, errorReason: string | null): void }
 }
 
 /** Counters and histograms of one experiment arm, bound to its labels once. */

@@ -3,7 +3,10 @@ import type { Logger } from '../log/logger.js'
 import type { CapturedResponse } from '../compare/types.js'
 import type { JobRecord } from '../compare/job-record.js'
 import { compileRedactions, type RedactionPatterns } from '../compare/redact.js'
-import { compilePathGlob, stickyUniform } from '../shadow/sampler.js'
+import { compilePathGlob, StickyHash } from '../shadow/sampler.js'
+
+/** The prediction log's sampling draw, its salt hashed once. */
+const SAMPLE_HASH = new StickyHash('penumbra-feedback')
 import { PenumbraError } from '../errors.js'
 import { extractResponse, kindOf, type InstancePrediction } from './extract.js'
 import { labelKey, type ModelPrediction, type ModelRole, type PredictionRecord, type PredictionStore } from './prediction-store.js'
@@ -121,7 +124,7 @@ export class Feedback {
     const rate = this.rateFor(method, url)
     if (rate >= 1) return true
     if (rate <= 0) return false
-    return stickyUniform('penumbra-feedback', requestId) < rate
+    return SAMPLE_HASH.of(requestId) < rate
   }
 
   /** A finished mirrored request (the comparison stage's record): log the serving model's and every shadow's prediction. */

@@ -56,6 +56,28 @@ export function primarySwitchesCounter (registers: Registry[]): Counter<'from' |
   return new Counter({ name: 'penumbra_primary_switches_total', help: 'Switches of the active primary backend (PUT /primary, rollback, a reload that removed it), by from and to.', labelNames: ['from', 'to'], aggregator: 'omit', registers })
 }
 
+/** The canary's series (issue #18), as the controller updates them. */
+export interface CanaryMetrics {
+  canaryWeight: Gauge<'canary'>
+  canaryStep: Gauge<'canary'>
+  canaryDecisions: Counter<'canary' | 'gate' | 'result'>
+  canaryState: Gauge<'canary' | 'state'>
+}
+
+/**
+ * The canary's series. Over --workers processes the gauges aggregate by max (each worker reports
+ * the weight it routes by); `omit`: decided and exported by the cluster primary instead.
+ */
+export function canaryMetrics (registers: Registry[], omit = false): CanaryMetrics {
+  const g = omit ? 'omit' : 'max'
+  return {
+    canaryWeight: new Gauge({ name: 'penumbra_canary_weight', help: 'Share of the canary\'s split traffic sent to the candidate (0..1).', labelNames: ['canary'], aggregator: g, registers }),
+    canaryStep: new Gauge({ name: 'penumbra_canary_step', help: 'The canary\'s current step (1-based; 0 before the ramp: idle, shadow).', labelNames: ['canary'], aggregator: g, registers }),
+    canaryDecisions: new Counter({ name: 'penumbra_canary_decisions_total', help: 'Canary gate verdicts by gate (errorRate, latency.p99, latency.p50, disagreement, accuracy, comparisons) and result (pass, fail, inconclusive); gate="decision" counts the actions (advance, hold, rollback, promote, complete, pause, start, abort, retry, restart, set).', labelNames: ['canary', 'gate', 'result'], aggregator: omit ? 'omit' : 'sum', registers }),
+    canaryState: new Gauge({ name: 'penumbra_canary_state', help: '1 for the canary\'s current state (idle, shadow, step, paused, rolled_back, promoted, completed), 0 for the others.', labelNames: ['canary', 'state'], aggregator: g, registers })
+  }
+}
+
 /** All penumbra metrics, bound to one registry (one per process; tests make their own). */
 export class Metrics {
   readonly registry: Registry
@@ -101,8 +123,16 @@ export class Metrics {
   readonly feedback: FeedbackMetrics
   readonly faultsInjected: Counter<'experiment' | 'target' | 'kind'>
   readonly chaosActive: Gauge<'experiment'>
+  readonly canaryWeight: Gauge<'canary'>
+  readonly canaryStep: Gauge<'canary'>
+  readonly canaryDecisions: Counter<'canary' | 'gate' | 'result'>
+  readonly canaryState: Gauge<'canary' | 'state'>
 
-  constructor (opts: { version: string, defaultMetrics?: boolean }) {
+  /**
+   * `canaryInPrimary`: a --workers worker whose canary is decided by the cluster primary, which
+   * exports the canary series itself (this process's copies are omitted from the aggregate).
+   */
+  constructor (opts: { version: string, defaultMetrics?: boolean, canaryInPrimary?: boolean }) {
     const registry = this.registry = new Registry()
     if (opts.defaultMetrics !== false) {
       collectDefaultMetrics({ register: registry })
@@ -162,6 +192,11 @@ export class Metrics {
       sumSquares: new Counter({ name: 'penumbra_experiment_outcome_sum_squares_total', help: 'Sum of the squared outcome values per experiment arm and metric (for variances).', labelNames: om, registers: r }),
       events: new Counter({ name: 'penumbra_events_total', help: 'Outcome events posted to POST /events, by result (accepted, invalid, unknown_experiment, unknown_metric, not_enrolled, unknown_request, invalid_value).', labelNames: ['result'], registers: r })
     }
+    const canary = canaryMetrics(r, opts.canaryInPrimary === true)
+    this.canaryWeight = canary.canaryWeight
+    this.canaryStep = canary.canaryStep
+    this.canaryDecisions = canary.canaryDecisions
+    this.canaryState = canary.canaryState
     // Chaos (issue #20). max, not sum: with --workers every worker runs the same experiments.
     this.faultsInjected = new Counter({ name: 'penumbra_faults_injected_total', help: 'Chaos faults injected, by experiment, target (a backend, or shadow:<name>) and kind.', labelNames: ['experiment', 'target', 'kind'], registers: r })
     this.chaosActive = new Gauge({ name: 'penumbra_chaos_active', help: '1 while the chaos experiment runs, 0 once it stopped.', labelNames: ['experiment'], aggregator: 'max', registers: r })

@@ -6,13 +6,13 @@ import { enrolment, type Route } from '../experiments/experiment.js'
  * Decides, per request, which backend answers the client. The choice is made from the request
  * head alone (before the body is read, like shadow sampling), from the snapshot the request read
  * at its start: the first experiment whose method and path rules match and that enrols the
- * request's unit assigns its arm; otherwise the active primary answers. Canary weights plug in
- * here next.
+ * request's unit assigns its arm; otherwise the canary, when one runs and matches, sends its
+ * weight to the candidate and the rest to the baseline; otherwise the active primary answers.
  */
 export class Router {
   pick (req: IncomingMessage, snapshot: RuntimeSnapshot): Route {
     const list = snapshot.experiments
-    if (list.length === 0) return snapshot.primaryRoute
+    if (list.length === 0 && snapshot.canary === null) return snapshot.primaryRoute
     const method = req.method ?? 'GET'
     const url = req.url ?? '/'
     const q = url.indexOf('?')
@@ -34,6 +34,8 @@ export class Router {
       v.metrics.exposures.inc()
       return v.route
     }
+    const c = snapshot.canary
+    if (c !== null) return c.pick(req, method, path) ?? snapshot.primaryRoute
     return snapshot.primaryRoute
   }
 }

@@ -4,12 +4,15 @@ import type { PrimaryStatus } from './primary-selection.js'
 import type { ShadowRuntime } from '../shadow/shadow-runtime.js'
 import { layoutExperiments, type Experiment, type ExperimentEntry, type Route } from '../experiments/experiment.js'
 import { PenumbraError } from '../errors.js'
+import type { CanaryRoute } from '../rollout/canary-route.js'
 
 /** A shadow as the request path sees it: the target and the state PATCH /shadows changes. */
 export interface ShadowEntry {
   readonly target: ShadowRuntime
   readonly sampleRate: number
   readonly enabled: boolean
+  /** Canary mirrors only: copy just the requests this backend answered. */
+  readonly servedBy?: Backend
 }
 
 /**
@@ -26,6 +29,8 @@ export interface RuntimeSnapshot {
   readonly experiments: readonly ExperimentEntry[]
   /** The shadows of the current config load, in config order, with their runtime state. */
   readonly shadows: readonly ShadowEntry[]
+  /** The running canary's split and mirrors (issue #18); null: none. */
+  readonly canary: CanaryRoute | null
 }
 
 /**
@@ -39,7 +44,7 @@ export class RuntimeState {
   constructor (backends: BackendSet, primary: string) {
     this.#backends = backends
     const b = this.#resolve(primary)
-    this.snapshot = { primary: b, primaryRoute: primaryRoute(b), shadows: [], experiments: [] }
+    this.snapshot = { primary: b, primaryRoute: primaryRoute(b), shadows: [], experiments: [], canary: null }
   }
 
   /** The experiments of a (re)loaded config, each with the file's traffic and enabled flag. */
@@ -81,6 +86,11 @@ export class RuntimeState {
     next[i] = entry
     this.snapshot = { ...this.snapshot, shadows: next }
     return entry
+  }
+
+  /** The canary's new weight or phase (null: it routes nothing). Requests already routed keep theirs. */
+  setCanary (canary: CanaryRoute | null): void {
+    this.snapshot = { ...this.snapshot, canary }
   }
 
   /** Points new requests at the status's backend (a switch, a rollback, a reload, a worker told by its primary). */

@@ -3,13 +3,14 @@ import { AggregatorRegistry, type Registry } from 'prom-client'
 import type { Config } from '../config/schema.js'
 import { redactConfig } from '../config/load.js'
 import type { AdminBackend } from '../admin/admin-server.js'
-import { isOperation, mergeReports, runOperation, type ExperimentPatch, type OperationName, type ProcessOps, type ProcessReport, type ShadowPatch } from '../admin/operations.js'
+import { isOperation, mergeReports, runOperation, type CanaryCommandName, type CanaryWeightBody, type ExperimentPatch, type OperationName, type ProcessOps, type ProcessReport, type ShadowPatch } from '../admin/operations.js'
 import { ErrorCodes, PenumbraError, type ErrorCode } from '../errors.js'
 import { PrimarySelection, type PrimaryStatus, type PrimarySwitch } from '../runtime/primary-selection.js'
 import { OriginProbe } from '../upstream/probe.js'
 import { withAnalysis } from '../experiments/analysis.js'
 import { primarySwitchesCounter } from '../metrics/metrics.js'
 import { mergeAssertions } from '../drift/drift-monitor.js'
+import type { CanaryController } from '../rollout/canary-controller.js'
 import type { Counter } from 'prom-client'
 import { mergeIngest, type IngestResponse } from '../feedback/feedback-input.js'
 import { feedbackTotalCounter } from '../feedback/feedback-metrics.js'
@@ -126,6 +127,42 @@ export class ClusterBackend implements AdminBackend {
       if (!r.ready) throw new PenumbraError('PENUMBRA_BACKEND_NOT_READY', `not switched: ${r.reason ?? 'unreachable'}`)
     }
     return this.#broadcast(this.#selection.switchTo(req.backend, (n) => n in this.#config.backends), who)
+  }
+
+  /** The canary controller of this (primary) process (canary.controller: internal), or null. */
+  #canary: CanaryController | null = null
+
+  setCanaryController (c: CanaryController | null): void {
+    this.#canary = c
+  }
+
+  /** `GET /canary`: this process's controller; with an external one, the workers' (the first answer stands for all). */
+  async canary (): Promise<unknown> {
+    if (this.#canary !== null) return { ...this.#canary.status(), baseline: this.#canary.cfg.baseline ?? this.#selection.status.backend }
+    const values = await this.#values('canary')
+    if (values.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting)')
+    return values[0]
+  }
+
+  /** A canary command or an external controller's weight, applied by every worker (200 only when all did). */
+  async canaryCommand (cmd: CanaryCommandName, who: string): Promise<unknown> {
+    const c = this.#canary
+    if (c !== null) return await c[cmd](who)
+    return this.#everyWorker('canaryCommand', { cmd, who })
+  }
+
+  async canaryWeight (req: CanaryWeightBody, who: string): Promise<unknown> {
+    if (this.#canary !== null) throw new PenumbraError('PENUMBRA_CONFLICT', 'canary.controller is internal: this penumbra decides its weight itself (set controller: external to drive it with `penumbra canary`)')
+    return this.#everyWorker('canaryWeight', { req, who })
+  }
+
+  async #everyWorker (op: OperationName, args: unknown): Promise<unknown> {
+    const answers = await this.ask(op, args)
+    if (answers.length === 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', 'no worker is running (they may be restarting)')
+    const failed = answers.filter((a) => !a.ok)
+    if (failed.length === answers.length) throw clientError(answers) ?? new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', failed[0]!.error?.message ?? 'no worker applied it')
+    if (failed.length > 0) throw new PenumbraError('PENUMBRA_WORKER_UNAVAILABLE', `applied in ${answers.length - failed.length} of ${answers.length} workers (${[...new Set(failed.map((a) => a.error?.message ?? 'failed'))].join('; ')}): repeat it`)
+    return answers[0]!.value
   }
 
   async rollbackPrimary (who: string): Promise<unknown> {

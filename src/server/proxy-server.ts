@@ -162,7 +162,7 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     let body: NodeJS.ReadableStream | null = hasBody && !small ? req : null
     // An experiment arm's answer, sampled for drift and assertions (drift.experimentSampleRate).
     const observeArm = route.exposure !== null && this.#armSampleRate > 0 && Math.random() < this.#armSampleRate
-    if ((snapshot.shadows.length > 0 || observeArm) && method !== 'HEAD') {
+    if ((snapshot.shadows.length > 0 || snapshot.canary !== null || observeArm) && method !== 'HEAD') {
       const planned = this.#shadows.plan(req, snapshot, requestId, h.headers, hasBody, small, backend, observeArm)
       if (planned !== null) {
         h.tap = planned.job
@@ -252,6 +252,8 @@ export class ProxyServer implements ExchangeSink, UpgradeSink {
     if (backend !== null) {
       backend.inflight--
       m.backendRequests.inc({ backend: backend.name, code: String(status) })
+      // The canary arm that routed it (issue #18): its gates read these counters.
+      h.route?.canary?.record(status, h.upstreamMs, h.errorReason)
       const v = h.route?.variant
       if (v != null) {
         v.metrics.requests(status).inc()

@@ -83,6 +83,9 @@ export class ShadowRuntime {
    */
   readonly kind: TargetKind
 
+  /** Told every call's result (the canary's baseline mirror counts them as its arm, issue #18). */
+  observer: ((r: import('../compare/job-record.js').CallResult) => void) | null = null
+
   /** LLM rules for the copy: stateful calls, stream mode (issue #16). */
   readonly llm: LlmCopyPolicy
   /** This process's token budget (`llm.maxTokensPerMinute`, divided among `--workers`); null: none. */

@@ -14,7 +14,7 @@ import type { BackendSet } from '../upstream/backend-set.js'
 import type { ShadowResult } from './shadow-call.js'
 import type { JobConsumer } from '../compare/job-record.js'
 import type { Logger } from '../log/logger.js'
-import type { RuntimeSnapshot, RuntimeState } from '../runtime/runtime-state.js'
+import type { RuntimeSnapshot, RuntimeState, ShadowEntry } from '../runtime/runtime-state.js'
 
 /** How long a replaced shadow pool stays open after a reload, beyond the shadow's timeout. */
 const RETIRE_GRACE_MS = 30_000
@@ -102,6 +102,8 @@ export class ShadowSet implements MirrorJobSink {
     // An experiment arm's answer captured for drift alone is read up to compare.maxBodyBytes too.
     let limit = config.drift !== undefined && config.drift.enabled && config.experiments.length > 0 ? config.compare.maxBodyBytes : 0
     for (const rt of next) limit = Math.max(limit, rt.compare.maxBodyBytes)
+    // The canary's mirrors (issue #18) compare with the top-level settings.
+    if (config.canary !== null) limit = Math.max(limit, config.compare.maxBodyBytes)
     this.#captureLimit = limit
     this.runtimes = next
     this.#byName = byName
@@ -127,8 +129,8 @@ export class ShadowSet implements MirrorJobSink {
    * assertions), a job without shadows captures the answer alone.
    */
   plan (req: IncomingMessage, snapshot: RuntimeSnapshot, requestId: string, upstreamHeaders: string[], hasBody: boolean, buffered: boolean, backend: Backend, observe = false): { job: MirrorJob, body: NodeJS.ReadableStream | null } | null {
-    const list = snapshot.shadows
-    if (list.length === 0 && !observe) return null
+    const canary = snapshot.canary?.mirrors ?? NO_MIRRORS
+    if (snapshot.shadows.length === 0 && canary.length === 0 && !observe) return null
     const method = req.method ?? 'GET'
     const url = req.url ?? '/'
     const q = url.indexOf('?')
@@ -137,26 +139,33 @@ export class ShadowSet implements MirrorJobSink {
     let u = -1
     let targets: ShadowRuntime[] | null = null
     let bodyLimit = 0
-    for (let i = 0; i < list.length; i++) {
-      const entry = list[i]!
-      const rt = entry.target
-      if (!rt.matches(method, path)) { rt.skip('not_matched'); continue }
-      if (!entry.enabled) { rt.skip('disabled'); continue }
-      let draw: number
-      if (rt.sampleBy.kind === 'random') {
-        if (u < 0) u = Math.random()
-        draw = u
-      } else {
-        const key = sampleKey(rt.sampleBy, req)
-        if (key === undefined) continue // sticky mode: a request without the key is not mirrored
-        draw = this.#hash.of(key)
+    // The configured shadows, then the canary's mirrors (issue #18), which copy only the requests
+    // their `servedBy` backend answered.
+    for (let pass = 0; pass < 2; pass++) {
+      const list = pass === 0 ? snapshot.shadows : canary
+      for (let i = 0; i < list.length; i++) {
+        const entry = list[i]!
+        const rt = entry.target
+        if (entry.servedBy !== undefined && entry.servedBy !== backend) continue
+        // A canary mirror's match is the canary's: a request it does not split is not a skip.
+        if (!rt.matches(method, path)) { if (pass === 0) rt.skip('not_matched'); continue }
+        if (!entry.enabled) { rt.skip('disabled'); continue }
+        let draw: number
+        if (rt.sampleBy.kind === 'random') {
+          if (u < 0) u = Math.random()
+          draw = u
+        } else {
+          const key = sampleKey(rt.sampleBy, req)
+          if (key === undefined) continue // sticky mode: a request without the key is not mirrored
+          draw = this.#hash.of(key)
+        }
+        if (draw >= entry.sampleRate) continue
+        if (declared > rt.cfg.maxBodyBytes) { rt.skip('body_too_large'); continue }
+        if (rt.budget !== null && rt.budget.exhausted()) { rt.skip('budget'); continue }
+        if (!rt.tryAcquire()) continue
+        ;(targets ??= []).push(rt)
+        if (rt.cfg.maxBodyBytes > bodyLimit) bodyLimit = rt.cfg.maxBodyBytes
       }
-      if (draw >= entry.sampleRate) continue
-      if (declared > rt.cfg.maxBodyBytes) { rt.skip('body_too_large'); continue }
-      if (rt.budget !== null && rt.budget.exhausted()) { rt.skip('budget'); continue }
-      if (!rt.tryAcquire()) continue
-      ;(targets ??= []).push(rt)
-      if (rt.cfg.maxBodyBytes > bodyLimit) bodyLimit = rt.cfg.maxBodyBytes
     }
     if (targets === null) {
       if (!observe) return null
@@ -201,6 +210,7 @@ export class ShadowSet implements MirrorJobSink {
       m.noiseRequests.inc({ outcome: r.outcome })
       return
     }
+    rt.observer?.(r)
     rt.counters[r.outcome]++
     m.shadowRequests.inc({ shadow: rt.name, outcome: r.outcome })
     if (r.outcome === 'ok') m.upstreamDuration.observe({ upstream: rt.name }, r.durationMs / 1000)
@@ -269,6 +279,8 @@ export class ShadowSet implements MirrorJobSink {
     return abandoned
   }
 }
+
+const NO_MIRRORS: readonly ShadowEntry[] = []
 
 function contentLength (req: IncomingMessage): number {
   const cl = req.headers['content-length']

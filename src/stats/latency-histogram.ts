@@ -10,6 +10,11 @@ export class LatencyHistogram {
   readonly #counts = new Float64Array(LatencyHistogram.#SIZE)
   #n = 0
 
+  /** Each bucket's upper bound in ms (what quantile() reports), for a QuantileSample of the counts. */
+  static upperBounds (): number[] {
+    return Array.from({ length: LatencyHistogram.#SIZE }, (_, i) => LatencyHistogram.#MIN * Math.exp(i * LatencyHistogram.#GROWTH))
+  }
+
   /** Records one duration in milliseconds. */
   observe (ms: number): void {
     let i = ms <= LatencyHistogram.#MIN ? 0 : Math.ceil(Math.log(ms / LatencyHistogram.#MIN) / LatencyHistogram.#GROWTH)
