@@ -158,7 +158,12 @@ export class Penumbra implements ProcessOps {
         return { match: o.match, mismatch: o.mismatch }
       },
       switchPrimary: (backend, who) => this.switchPrimary({ backend }, who),
-      primary: () => this.selection.status.backend
+      primary: () => this.selection.status.backend,
+      // Labels posted to POST /feedback, joined to the predictions each backend served.
+      accuracy: {
+        labelled: (model) => this.feedback.accuracy(model).labelled,
+        correct: (model) => this.feedback.accuracy(model).correct
+      }
     }
   }
 

@@ -373,3 +373,49 @@ test('the status page shows the canary: state, weight, each gate in words and th
   assert.equal(await page.locator('#view-canary .canary-timeline li.rollback').count(), 1)
   assert.deepEqual(errors, [])
 })
+
+test('the accuracy gate reads the labels posted to POST /feedback: a candidate right less often is rolled back', { timeout: 120_000 }, async (t) => {
+  const labelled = (name: string, wrong: (i: number) => boolean): Promise<Upstream> => {
+    let i = 0
+    return startUpstream((_req, res) => {
+      const text = JSON.stringify({ predictions: [wrong(i++) ? 'no' : 'yes'], from: name })
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+      res.end(text)
+    })
+  }
+  const base = await labelled('base', () => false)
+  const cand = await labelled('cand', (i) => i % 3 === 0)
+  const { proxy, admin, agent } = await rig(t, base, cand, {
+    candidate: 'cand',
+    steps: [50, 100],
+    intervalMs: 300,
+    minRequests: 40,
+    maxHolds: 1000,
+    autoStart: true,
+    gates: { accuracy: { maxDrop: 0.05 } }
+  })
+  // The truth is always "yes": the baseline is always right, the candidate on 2 of 3.
+  let previous: string[] = []
+  let n = 0
+  for (let b = 0; b < 200; b++) {
+    const s = await status(admin)
+    if (s.phase === 'rolled_back') break
+    const ids = Array.from({ length: 40 }, () => `acc-${n++}`)
+    await Promise.all(ids.map(async (id) => {
+      const r = await request(`${proxy}/v1/models/m:predict`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: '{"instances":[[1]]}' })
+      await r.body.dump()
+    }))
+    // Labels come late: those of the batch before (its predictions are logged by now).
+    if (previous.length > 0) {
+      const r = await request(`${admin}/feedback`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify(previous.map((requestId) => ({ requestId, label: 'yes' }))) })
+      assert.equal(r.statusCode, 200)
+      await r.body.dump()
+    }
+    previous = ids
+  }
+  const end = await status(admin)
+  assert.equal(end.phase, 'rolled_back', JSON.stringify(end.gates))
+  const gate = end.decisions.at(-1)!.gates.find((g) => g.gate === 'accuracy')!
+  assert.equal(gate.result, 'fail')
+  assert.match(gate.text, /^accuracy: fail — candidate [\d.]+% vs baseline 100% \(difference -[\d.]+%, 95% always-valid CI \[-[\d.]+%, -[\d.]+%\], n = \d+\/\d+ labelled\)/)
+})

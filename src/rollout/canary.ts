@@ -18,8 +18,9 @@ export const CANARY_TO_BASELINE = 'canary:baseline'
 export const CANARY_TO_CANDIDATE = 'canary:candidate'
 
 /**
- * Online accuracy per model from ground truth (the feedback capability, issue #19). Until one
- * is wired the accuracy gate is inconclusive: "no ground truth yet".
+ * Online accuracy per model from ground truth (the feedback capability, issue #19: a model is a
+ * backend by the name it serves under). Without one the accuracy gate is inconclusive: "no
+ * ground truth yet".
  */
 export interface AccuracySource {
   labelled (model: string): number
@@ -38,6 +39,8 @@ export interface CanaryHost {
   switchPrimary: (backend: string, who: string) => Promise<unknown>
   /** The active primary's name. */
   primary: () => string
+  /** Online accuracy per model from the feedback capability (#19): the accuracy gate's data. */
+  accuracy?: AccuracySource
 }
 
 /** `PUT /canary/weight`'s body (the external controller's decision). */
@@ -58,7 +61,8 @@ export interface CanaryWeightRequest {
 export class Canary implements CanaryIO {
   cfg: CanaryConfig
   readonly controller: CanaryController
-  accuracy: AccuracySource | null = null
+  /** Where the accuracy gate reads labels (the host's feedback; null: the gate stays inconclusive). */
+  accuracy: AccuracySource | null
   readonly #host: CanaryHost
   #arms: CanaryArms = newArms()
   #toBaseline!: ShadowRuntime
@@ -68,6 +72,7 @@ export class Canary implements CanaryIO {
   /** `driven`: a --workers worker whose canary the cluster primary decides (no decisions, no canary series here). */
   constructor (config: Config, host: CanaryHost, opts: { driven?: boolean } = {}) {
     this.#host = host
+    this.accuracy = host.accuracy ?? null
     this.#config = config
     this.cfg = config.canary!
     this.#buildMirrors(config)

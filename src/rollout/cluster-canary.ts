@@ -40,6 +40,14 @@ export class ClusterCanaryIO implements CanaryIO {
       add(sum.baselineMirror, t.baselineMirror)
       sum.comparisons.compared += t.comparisons.compared
       sum.comparisons.mismatches += t.comparisons.mismatches
+      // Each worker counts the labels joined to the predictions it made: the sums are the fleet's.
+      if (t.accuracy !== null) {
+        const a = sum.accuracy ??= { candidate: { labelled: 0, correct: 0 }, baseline: { labelled: 0, correct: 0 } }
+        a.candidate.labelled += t.accuracy.candidate.labelled
+        a.candidate.correct += t.accuracy.candidate.correct
+        a.baseline.labelled += t.accuracy.baseline.labelled
+        a.baseline.correct += t.accuracy.baseline.correct
+      }
     }
     return sum
   }
