@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { request } from 'undici'
+import { trafficArgs } from './traffic-args.js'
 
 /**
  * `npm run demo:traffic:llm`: OpenAI-style requests through the LLM demo (`npm run start:llm`,
@@ -8,19 +9,7 @@ import { request } from 'undici'
  * http://127.0.0.1:8080), --admin (default http://127.0.0.1:9901), --requests N (default 200),
  * --concurrency N (default 8).
  */
-function arg (name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`)
-  return i === -1 ? fallback : process.argv[i + 1] ?? fallback
-}
-
-const url = arg('url', 'http://127.0.0.1:8080')
-const admin = arg('admin', 'http://127.0.0.1:9901')
-const total = Number(arg('requests', '200'))
-const concurrency = Number(arg('concurrency', '8'))
-if (!Number.isInteger(total) || total < 1 || !Number.isInteger(concurrency) || concurrency < 1) {
-  process.stderr.write('demo:traffic:llm: --requests and --concurrency must be positive integers\n')
-  process.exit(2)
-}
+const { url, admin, total, concurrency } = trafficArgs('demo:traffic:llm', 200)
 
 const TOPICS = ['Paris', 'Rome', 'Kyoto', 'the Rust language', 'TypeScript', 'photosynthesis', 'the Roman empire', 'jazz', 'Lisbon', 'chess openings', 'volcanoes', 'Prague']
 const CITIES = ['Paris', 'Oslo', 'Lima', 'Nairobi', 'Hanoi', 'Quebec']

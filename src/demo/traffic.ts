@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { randomUUID } from 'node:crypto'
 import { request } from 'undici'
+import { arg, trafficArgs } from './traffic-args.js'
 import { renderExperiments, type ExperimentJson } from '../admin/experiment-report.js'
 import { truth } from './model-server.js'
 
@@ -17,22 +18,10 @@ import { truth } from './model-server.js'
  * instances (`--coverage`), each `--delay-ms` (default 2000) after its prediction, in batches to
  * POST /feedback, then prints the quality per model and the paired verdict.
  */
-function arg (name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`)
-  return i === -1 ? fallback : process.argv[i + 1] ?? fallback
-}
-
-const url = arg('url', 'http://127.0.0.1:8080')
-const admin = arg('admin', 'http://127.0.0.1:9901')
-const total = Number(arg('requests', '500'))
-const concurrency = Number(arg('concurrency', '8'))
+const { url, admin, total, concurrency } = trafficArgs('demo:traffic', 500)
 const feedback = process.argv.includes('--feedback')
 const coverage = Number(arg('coverage', '0.3'))
 const delayMs = Number(arg('delay-ms', '2000'))
-if (!Number.isInteger(total) || total < 1 || !Number.isInteger(concurrency) || concurrency < 1) {
-  process.stderr.write('demo:traffic: --requests and --concurrency must be positive integers\n')
-  process.exit(2)
-}
 
 if (!(coverage >= 0 && coverage <= 1) || !(delayMs >= 0)) {
   process.stderr.write('demo:traffic: --coverage must be within 0..1 and --delay-ms >= 0\n')

@@ -1,5 +1,10 @@
-import { createClient, type RedisClientType } from 'redis'
+import { createRequire } from 'node:module'
+import type { RedisClientType } from 'redis'
 import type { Lookup, PredictionRecord, PredictionStore } from './prediction-store.js'
+
+// node-redis costs ~25 MB of memory once loaded (all its command modules): loaded only when a
+// redis store is configured, not by every penumbra that imports this file.
+const require = createRequire(import.meta.url)
 
 /** How long after its prediction expired an id is still reported `expired` rather than `unknown`. */
 const TOMBSTONE_FACTOR = 7
@@ -40,6 +45,7 @@ export class RedisStore implements PredictionStore {
   constructor (opts: RedisStoreOptions) {
     this.#prefix = opts.keyPrefix
     this.#ttlMs = opts.ttlMs
+    const { createClient } = require('redis') as typeof import('redis')
     this.#client = createClient({
       url: opts.url,
       disableOfflineQueue: true,
