@@ -174,6 +174,12 @@ test('end to end: violations per model and assertion in /metrics and GET /assert
   const bad = await request(`${admin}/assertions?limit=0`)
   assert.equal(bad.statusCode, 400)
   await bad.body.dump()
+  // GET /quality carries the counts, and `penumbra report` prints them.
+  const quality = await (await request(`${admin}/quality`)).body.json() as any
+  assert.equal(quality.assertions.find((a: any) => a.name === 'known_label').violations, 1)
+  const out = await runCli(['report', '--admin', admin])
+  assert.equal(out.code, 0, out.stderr)
+  assert.match(out.stdout, /model assertions\n(.*\n)*  known_label\s+oneOf\s+1 of 12 instances violated \(8\.33%\)/)
 })
 
 test('stored whole-instance values are redacted', { timeout: 20_000 }, async (t) => {

@@ -57,6 +57,10 @@ interface QualityJson {
   models: Array<{ model: string, role: string, labelled: number, accuracy: { rate: number, lower: number, upper: number, correct: number } | null, regression: { n: number, mae: { value: number, lower: number, upper: number }, rmse: { value: number, lower: number, upper: number } } | null }>
   paired: Array<{ primary: string, shadow: string, verdict: string, summary: string }>
   coverage: { logged: number, labelled: number, rate: number | null, warnings: string[] }
+  /** Output drift (GET /drift's shape), null when drift is not configured. */
+  drift?: { reference: string, thresholds: { psi: { warn: number, alert: number } }, models: Array<{ model: string, state: string, psi: number | null, js: number | null, window: { n: number }, reference: { n: number } | null }> } | null
+  /** Model assertions, null when none is configured. */
+  assertions?: Array<{ name: string, rule: string, checked: number, violations: number, models: Array<{ model: string, checked: number, violations: number }> }> | null
 }
 
 const num = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : '-')
@@ -74,6 +78,24 @@ export function renderQuality (q: QualityJson): string {
   const c = q.coverage
   out.push(`  coverage ${c.rate === null ? '-' : pct(c.rate)} (${c.labelled} of ${c.logged} logged predictions labelled)`)
   for (const w of c.warnings) out.push(`  warning: ${w}`)
+  const d = q.drift
+  if (d != null) {
+    out.push('', `drift (against the ${d.reference} reference; PSI warn ${d.thresholds.psi.warn}, alert ${d.thresholds.psi.alert})`)
+    if (d.models.length === 0) out.push('  no predictions seen yet')
+    for (const m of d.models) {
+      const stats = m.psi === null ? '' : `  PSI ${num(m.psi)}, JS ${num(m.js ?? NaN)}`
+      out.push(`  ${m.model.padEnd(20)} ${m.state.padEnd(12)}${stats}  (window n ${m.window.n}, reference n ${m.reference?.n ?? 0})`)
+    }
+  }
+  const a = q.assertions
+  if (a != null) {
+    out.push('', 'model assertions')
+    for (const x of a) {
+      const share = x.checked === 0 ? '-' : pct(x.violations / x.checked)
+      out.push(`  ${x.name.padEnd(20)} ${x.rule.padEnd(8)} ${x.violations} of ${x.checked} instances violated (${share})` +
+        (x.models.length > 1 ? `: ${x.models.map((m) => `${m.model} ${m.violations}/${m.checked}`).join(', ')}` : ''))
+    }
+  }
   return out.join('\n') + '\n'
 }
 
