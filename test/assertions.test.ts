@@ -179,7 +179,7 @@ test('end to end: violations per model and assertion in /metrics and GET /assert
   assert.equal(quality.assertions.find((a: any) => a.name === 'known_label').violations, 1)
   const out = await runCli(['report', '--admin', admin])
   assert.equal(out.code, 0, out.stderr)
-  assert.match(out.stdout, /model assertions\n(.*\n)*  known_label\s+oneOf\s+1 of 12 instances violated \(8\.33%\)/)
+  assert.match(out.stdout, /model assertions\n(.*\n)* {2}known_label\s+oneOf\s+1 of 12 instances violated \(8\.33%\)/)
 })
 
 test('stored whole-instance values are redacted', { timeout: 20_000 }, async (t) => {

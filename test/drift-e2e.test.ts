@@ -114,7 +114,7 @@ test('pinned reference: a shadow whose labels shift after the pin gets PSI above
   assert.ok(Math.abs(quality.drift.models.find((m) => m.model === 'cand')!.psi - cand.psi) < 1e-9)
   const out = await runCli(['report', '--admin', admin, '--token', TOKEN])
   assert.equal(out.code, 0, out.stderr)
-  assert.match(out.stdout, /drift \(against the pinned reference; PSI warn 0\.1, alert 0\.25\)\n(.*\n)*  cand\s+alert\s+PSI 0\.879, JS 0\.383  \(window n 400, reference n 400\)/)
+  assert.match(out.stdout, /drift \(against the pinned reference; PSI warn 0\.1, alert 0\.25\)\n(.*\n)* {2}cand\s+alert\s+PSI 0\.879, JS 0\.383 {2}\(window n 400, reference n 400\)/)
 
   // Re-pinning one model: its window starts over; the other keeps its state.
   const again = await request(`${admin}/drift/reference`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'cand' }) })
