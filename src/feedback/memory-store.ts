@@ -3,6 +3,12 @@ import type { Lookup, PredictionRecord, PredictionStore } from './prediction-sto
 
 /** Ids remembered after their record expired or was evicted, so a late label says `expired`. */
 const TOMBSTONES = 100_000
+/** The labels' memory bound (keys and values as UTF-16, plus the cache's own per-entry cost). */
+const MAX_LABEL_BYTES = 100 * 1024 * 1024
+
+function labelBytes (value: string, key: string): number {
+  return 2 * (key.length + value.length) + 64
+}
 
 /**
  * The in-process prediction log: an LRU with a TTL (`feedback.ttlMs`), bounded by
@@ -29,8 +35,9 @@ export class MemoryStore implements PredictionStore {
       maxEntrySize: Math.min(opts.maxBytes, Math.max(4096, Math.floor(opts.maxBytes / 16))),
       dispose: (_v, key, reason) => { if (reason === 'evict' || reason === 'expire') this.#gone.set(key, true) }
     })
-    // Label keys are small: a count bound (at 100 B each, 1M labels ≈ 100 MB at most).
-    this.#labels = new LRUCache<string, string>({ ...perf, max: 1_000_000, ttl: opts.ttlMs })
+    // Labels are bounded by their estimated bytes (100 MB at most, ~1M labels), not by a count:
+    // lru-cache preallocates its arrays for a `max` (1M: ~45 MB in every process, used or not).
+    this.#labels = new LRUCache<string, string>({ ...perf, maxSize: MAX_LABEL_BYTES, sizeCalculation: labelBytes, ttl: opts.ttlMs })
   }
 
   get size (): number {
