@@ -73,5 +73,21 @@ export class MemoryStore implements PredictionStore {
 
 /** Estimated bytes of a record (UTF-16 JSON length, plus the key and the entry's overhead). */
 export function recordBytes (r: PredictionRecord): number {
-  return JSON.stringify(r).length + 64
+  // An estimate of the record's JSON length walked from its fields (JSON.stringify per record was
+  // a fifth of the prediction log's CPU): strings by length, numbers at 8 characters, with the
+  // punctuation and key names each field adds.
+  let n = 64 + r.served.length
+  for (const model in r.models) {
+    const m = r.models[model]!
+    n += model.length + m.format.length + m.role.length + 40
+    for (const i of m.instances) {
+      n += 4
+      if (i.label !== undefined) n += i.label.length + 11
+      if (i.scores !== undefined) n += 8 * i.scores.length + 11
+      if (i.value !== undefined) n += 18
+      if (i.text !== undefined) n += i.text.length + 10
+      if (i.tools !== undefined) for (const t of i.tools) n += t.length + 3
+    }
+  }
+  return n
 }
