@@ -113,7 +113,8 @@ test('external controller: a failing candidate is rolled back on both replicas (
   }
 })
 
-test('--workers 2 with controller: external: PUT /canary/weight and abort reach every worker', { timeout: 60_000 }, async (t) => {
+/** `penumbra --workers 2` as a child, in front of models `base` and `cand`, with `canary` (YAML flow). */
+async function clusterCanary (t: { after: (fn: () => unknown) => void }, canary: string, extra = ''): Promise<{ port: number, admin: string }> {
   const base = await model('base')
   const cand = await model('cand')
   t.after(async () => { await base.close(); await cand.close() })
@@ -124,11 +125,15 @@ test('--workers 2 with controller: external: PUT /canary/weight and abort reach 
     port,
     adminPort,
     primary: base.url,
-    extra: `backends: { cand: { url: "${cand.url}" } }\ncanary: { candidate: cand, controller: external }\n`
+    extra: `backends: { cand: { url: "${cand.url}" } }\n${extra}canary: ${canary}\n`
   }))
   const child = await spawnPenumbra(file, { port, adminPort, extra: ['--workers', '2'], readyTimeoutMs: 15_000 })
   t.after(() => child.kill())
-  const admin = `http://127.0.0.1:${adminPort}`
+  return { port, admin: `http://127.0.0.1:${adminPort}` }
+}
+
+test('--workers 2 with controller: external: PUT /canary/weight and abort reach every worker', { timeout: 60_000 }, async (t) => {
+  const { port, admin } = await clusterCanary(t, '{ candidate: cand, controller: external }')
   await waitForValue(async () => {
     const r = await request(`${admin}/report`)
     const body = await r.body.json() as { workers?: number }
@@ -160,21 +165,9 @@ test('--workers 2 with controller: external: PUT /canary/weight and abort reach 
 })
 
 test('--workers 2 with controller: internal: the controller runs in the cluster primary on both workers\' counters and promotes', { timeout: 90_000 }, async (t) => {
-  const base = await model('base')
-  const cand = await model('cand')
-  t.after(async () => { await base.close(); await cand.close() })
-  const dir = tempDir({ after: (fn) => t.after(async () => fn()) })
-  const port = await freePort()
-  const adminPort = await freePort()
-  const file = writeFile(dir, 'cluster.yaml', childConfigYaml({
-    port,
-    adminPort,
-    primary: base.url,
-    extra: `backends: { cand: { url: "${cand.url}" } }\ncompare: { ignore: [/from] }\ncanary: { candidate: cand, steps: [50, 100], intervalMs: 300, minRequests: 30, maxHolds: 1000, autoStart: true, gates: { errorRate: { maxIncrease: 0.2 }, disagreement: { max: 0.3 } } }\n`
-  }))
-  const child = await spawnPenumbra(file, { port, adminPort, extra: ['--workers', '2'], readyTimeoutMs: 15_000 })
-  t.after(() => child.kill())
-  const admin = `http://127.0.0.1:${adminPort}`
+  const { port, admin } = await clusterCanary(t,
+    '{ candidate: cand, steps: [50, 100], intervalMs: 300, minRequests: 30, maxHolds: 1000, autoStart: true, gates: { errorRate: { maxIncrease: 0.2 }, disagreement: { max: 0.3 } } }',
+    'compare: { ignore: [/from] }\n')
   let status: { phase: string, state: string, decisions: Array<{ action: string, gates: Array<{ text: string }> }> } | null = null
   for (let round = 0; round < 300; round++) {
     status = await (await request(`${admin}/canary`)).body.json() as typeof status
