@@ -56,7 +56,8 @@ export async function experimentFromPrometheus (prometheus: string, def: Experim
     const latency: number[] = []
     let below = 0
     for (const b of EXPERIMENT_LATENCY_BUCKETS) {
-      const c = cum.get(leLabel(b)) ?? below
+      // prom-client writes a bound in `le` as JavaScript's shortest round-trip form.
+      const c = cum.get(String(b)) ?? below
       latency.push(Math.max(0, Math.round(c - below)))
       below = Math.max(below, c)
     }
@@ -72,9 +73,4 @@ export async function experimentFromPrometheus (prometheus: string, def: Experim
     }
   })
   return { name: def.name, alpha: def.alpha, minEffect: def.minEffect, metrics: def.metrics, variants, source: prometheus }
-}
-
-/** How prom-client writes a bucket bound in `le` (JavaScript's shortest round-trip form). */
-function leLabel (b: number): string {
-  return String(b)
 }

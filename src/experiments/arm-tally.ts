@@ -1,3 +1,5 @@
+import { sampleFromHistogram, type QuantileSample } from '../analysis/quantile-ratio.js'
+
 /**
  * What the proxy itself measures of every experiment arm, whatever the outcome events say:
  * requests answered, server errors, and latency. The latency buckets are the ones of
@@ -58,15 +60,10 @@ export function bucketOf (seconds: number): number {
   return lo
 }
 
+/** Each bucket's value in ms (the upper bound; the overflow bucket's stand-in last). */
+const BUCKET_MS: readonly number[] = [...EXPERIMENT_LATENCY_BUCKETS, OVERFLOW_SECONDS].map((b) => 1000 * b)
+
 /** An arm's latency as a sample of bucket values (ms) with counts, for the latency tests. */
-export function latencySample (counts: readonly number[]): { values: number[], counts: number[] } {
-  const values: number[] = []
-  const out: number[] = []
-  for (let i = 0; i < counts.length; i++) {
-    const c = counts[i]!
-    if (c <= 0) continue
-    values.push(1000 * (i < EXPERIMENT_LATENCY_BUCKETS.length ? EXPERIMENT_LATENCY_BUCKETS[i]! : OVERFLOW_SECONDS))
-    out.push(c)
-  }
-  return { values, counts: out }
+export function latencySample (counts: readonly number[]): QuantileSample {
+  return sampleFromHistogram(BUCKET_MS.slice(0, counts.length), counts)
 }
